@@ -1,0 +1,106 @@
+"""Byte-exact, content-addressed message files under BUZON_DATA_DIR/blobs.
+
+A blob is written to a temporary file, fsync'ed, renamed into place and its directory
+fsync'ed before the transaction that makes it visible commits, so an acknowledged message
+is on disk whatever happens to the process afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from django.conf import settings
+
+
+def root() -> Path:
+    return Path(settings.BUZON_DATA_DIR) / "blobs"
+
+
+def digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def path(sha256: str) -> Path:
+    return root() / sha256[:2] / sha256[2:4] / sha256
+
+
+def exists(sha256: str) -> bool:
+    return path(sha256).exists()
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def put(raw: bytes, sha256: str | None = None) -> str:
+    """Write `raw` durably unless a blob with its digest is already there; return the digest."""
+    sha256 = sha256 or digest(raw)
+    target = path(sha256)
+    if target.exists():
+        return sha256
+    directory = target.parent
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        pass
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        view = memoryview(raw)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        os.unlink(tmp)
+        raise
+    os.close(fd)
+    os.replace(tmp, target)
+    _fsync_dir(directory)
+    return sha256
+
+
+def read(sha256: str, start: int = 0, end: int | None = None) -> bytes:
+    with open(path(sha256), "rb") as f:
+        if start:
+            f.seek(start)
+        return f.read() if end is None else f.read(max(0, end - start))
+
+
+def open_blob(sha256: str) -> BinaryIO:
+    """Open for streaming (POP3 RETR of a 50 MB message must not load it whole)."""
+    return open(path(sha256), "rb")
+
+
+def remove(sha256: str) -> None:
+    try:
+        os.unlink(path(sha256))
+    except FileNotFoundError:
+        pass
+
+
+def iter_files():
+    """Yield (sha256, Path, mtime) for every blob file and leftover temporary file."""
+    base = root()
+    if not base.exists():
+        return
+    for first in base.iterdir():
+        if not first.is_dir():
+            continue
+        for second in first.iterdir():
+            if not second.is_dir():
+                continue
+            for entry in second.iterdir():
+                try:
+                    mtime = entry.stat().st_mtime
+                except FileNotFoundError:
+                    continue
+                yield entry.name, entry, mtime

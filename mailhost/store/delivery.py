@@ -1,0 +1,192 @@
+"""Local delivery (MDA): recipients -> mailboxes, through aliases, catch-alls and tags.
+
+Resolution follows Postfix's order: an exact alias, then an account, then the address
+without its `+tag`, then the domain's catch-all. Aliases expand recursively with a depth
+limit and a visited set, so loops end and fan-out never delivers twice to one account.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from ..mail import address as addr
+from ..models import Account, Alias, Domain
+from . import mailboxes
+from .errors import MailboxNotFound, MessageTooLarge, OverQuota, StoreError
+from .messages import Prepared, check_quota, insert_prepared, prepare
+from .values import Delivered, RecipientResult
+
+log = logging.getLogger(__name__)
+MAX_ALIAS_DEPTH = 10
+
+# The outbound queue installs itself here (smtpd); until then external targets are refused.
+Forwarder = Callable[[bytes, str, list[str]], None]
+_forwarder: Forwarder | None = None
+
+
+def set_forwarder(fn: Forwarder | None) -> None:
+    global _forwarder
+    _forwarder = fn
+
+
+@dataclass
+class Resolution:
+    accounts: set[int] = field(default_factory=set)
+    external: set[str] = field(default_factory=set)
+
+    @property
+    def empty(self) -> bool:
+        return not self.accounts and not self.external
+
+
+def is_local_domain(domain: str) -> bool:
+    return Domain.objects.filter(name=addr.normalize_domain(domain), active=True).exists()
+
+
+def _alias_targets(source: str) -> list[str] | None:
+    alias = Alias.objects.filter(source=source, active=True).first()
+    if alias is None:
+        return None
+    return list(alias.targets.values_list("address", flat=True))
+
+
+def _account_id(address: str) -> int | None:
+    return Account.objects.filter(address=address, active=True).values_list("id", flat=True).first()
+
+
+def resolve(address: str) -> Resolution:
+    """Return where mail for `address` goes; empty when nobody here takes it."""
+    result = Resolution()
+    _expand(addr.normalize(address), result, set(), 0, top=True)
+    return result
+
+
+def _expand(address: str, result: Resolution, visited: set[str], depth: int, top: bool) -> None:
+    local, domain = addr.split(address)
+    if not domain:
+        return
+    if not is_local_domain(domain):
+        if not top:
+            result.external.add(address)
+        return
+    if address in visited or depth > MAX_ALIAS_DEPTH:
+        # A loop (or an alias that keeps a copy for its own account): the account, if any.
+        if (account := _account_id(address)) is not None:
+            result.accounts.add(account)
+        return
+    visited.add(address)
+    candidates = [address]
+    if (untagged := addr.strip_tag(address)) is not None:
+        candidates.append(untagged)
+    for candidate in candidates:
+        if (targets := _alias_targets(candidate)) is not None:
+            for target in targets:
+                _expand(addr.normalize(target), result, visited, depth + 1, top=False)
+            return
+        if (account := _account_id(candidate)) is not None:
+            result.accounts.add(account)
+            return
+    if (targets := _alias_targets(f"@{domain}")) is not None:  # catch-all
+        for target in targets:
+            _expand(addr.normalize(target), result, visited, depth + 1, top=False)
+
+
+def accepts(address: str) -> bool:
+    """Does anyone here take mail for `address`? (the RCPT-time check)."""
+    res = resolve(address)
+    return not res.empty and (not res.external or _forwarder is not None)
+
+
+def deliver(
+    raw: bytes,
+    *,
+    mail_from: str,
+    rcpt_to: Iterable[str],
+    folder: str = "INBOX",
+) -> list[RecipientResult]:
+    """Deliver one message to each envelope recipient; one result (and reply) per recipient.
+
+    The bytes are written once, whatever the number of recipients, and each account gets one
+    copy even when several recipients lead to it. A result is 2xx only once committed.
+    """
+    rcpts = list(rcpt_to)
+    try:
+        prep = prepare(raw)
+    except MessageTooLarge as e:
+        return [RecipientResult(r, 552, "5.3.4", str(e)) for r in rcpts]
+    plans: list[tuple[str, Resolution | RecipientResult]] = []
+    for rcpt in rcpts:
+        res = resolve(rcpt)
+        if res.empty:
+            plans.append((rcpt, RecipientResult(rcpt, 550, "5.1.1", "No such user here")))
+        elif res.external and _forwarder is None:
+            plans.append(
+                (
+                    rcpt,
+                    RecipientResult(
+                        rcpt, 550, "5.3.0", "Alias forwards outside this server; not enabled"
+                    ),
+                )
+            )
+        else:
+            plans.append((rcpt, res))
+    per_account = _deliver_accounts(
+        prep, {a for _, p in plans if isinstance(p, Resolution) for a in p.accounts}, folder
+    )
+    results = []
+    for rcpt, plan in plans:
+        if isinstance(plan, RecipientResult):
+            results.append(plan)
+            continue
+        results.append(_outcome(rcpt, plan, per_account, prep, mail_from))
+    return results
+
+
+def _outcome(
+    rcpt: str,
+    plan: Resolution,
+    per_account: dict[int, Delivered | StoreError],
+    prep: Prepared,
+    mail_from: str,
+) -> RecipientResult:
+    delivered = [d for a in plan.accounts if isinstance(d := per_account[a], Delivered)]
+    errors = [e for a in plan.accounts if isinstance(e := per_account[a], StoreError)]
+    if errors and not delivered:
+        err = errors[0]
+        if isinstance(err, OverQuota):
+            if err.permanent:
+                return RecipientResult(rcpt, 552, "5.2.2", str(err))
+            return RecipientResult(rcpt, 452, "4.2.2", str(err))
+        return RecipientResult(rcpt, 451, "4.3.0", str(err))
+    forwarded = sorted(plan.external)
+    if forwarded and _forwarder is not None:
+        _forwarder(prep.raw, mail_from, forwarded)
+    return RecipientResult(
+        rcpt, 250, "2.0.0", "Delivered", delivered=delivered, forwarded=forwarded
+    )
+
+
+def _deliver_accounts(
+    prep: Prepared, account_ids: set[int], folder: str
+) -> dict[int, Delivered | StoreError]:
+    """One transaction for all accounts; an account over quota does not stop the others."""
+    outcome: dict[int, Delivered | StoreError] = {}
+    if not account_ids:
+        return outcome
+    with transaction.atomic():
+        for account_id in sorted(account_ids):  # a fixed order: no lock-order deadlocks
+            try:
+                check_quota(account_id, len(prep.raw))
+                try:
+                    box = mailboxes.get(account_id, folder, lock=True)
+                except MailboxNotFound:
+                    box = mailboxes.get(account_id, "INBOX", lock=True)
+                msg = insert_prepared(box, prep)
+                outcome[account_id] = Delivered(account_id, box.id, msg.uid)
+            except StoreError as e:
+                outcome[account_id] = e
+    return outcome

@@ -1,0 +1,506 @@
+"""Message operations: the only code that writes Message rows, UIDs, MODSEQs and blobs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from ..mail.parse import ParsedMessage, parse_message
+from ..models import Account, Content, ExpungedMessage, Mailbox, Message
+from . import blobs
+from . import flags as flagbits
+from .errors import AccountNotFound, MailboxNotFound, MessageTooLarge, OverQuota
+from .events import MailboxEvent, publish_on_commit
+from .mailboxes import get as get_mailbox
+from .mailboxes import info as mailbox_info
+from .values import Appended, Changes, CopyResult, FlagsResult, MessageFlags, MessageMeta
+
+MAX_FLAG_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A message parsed and written to disk, ready to be made visible by a transaction."""
+
+    raw: bytes
+    sha256: str
+    parsed: ParsedMessage
+
+
+def prepare(raw: bytes) -> Prepared:
+    """Parse once and write the blob durably (outside any transaction: fsync holds no lock)."""
+    if len(raw) > settings.BUZON_MAX_MESSAGE_SIZE:
+        raise MessageTooLarge(
+            f"Message is {len(raw)} bytes; the limit is {settings.BUZON_MAX_MESSAGE_SIZE}"
+        )
+    sha = blobs.digest(raw)
+    parsed = parse_message(raw)
+    blobs.put(raw, sha)
+    return Prepared(raw=raw, sha256=sha, parsed=parsed)
+
+
+def _content_row(prep: Prepared, refs: int) -> Content:
+    """Take `refs` references to the Content row for `prep`, creating it if needed."""
+    content = Content.objects.select_for_update().filter(sha256=prep.sha256).first()
+    if content is None:
+        p = prep.parsed
+        content = Content.objects.create(
+            sha256=prep.sha256,
+            size=p.size,
+            refcount=refs,
+            header_end=p.header_end,
+            envelope=p.envelope,
+            body=p.body,
+            bodystructure=p.bodystructure,
+            parts=json.dumps(p.parts, separators=(",", ":")),
+            subject=p.subject,
+            base_subject=p.base_subject,
+            from_display=p.from_display,
+            from_addr=p.from_addr,
+            to=p.to,
+            cc=p.cc,
+            bcc=p.bcc,
+            date=p.date,
+            message_id=p.message_id,
+            in_reply_to=p.in_reply_to,
+            references=" ".join(p.references),
+            has_attachments=p.has_attachments,
+            preview=p.preview,
+        )
+    else:
+        Content.objects.filter(id=content.id).update(
+            refcount=F("refcount") + refs, orphaned_at=None
+        )
+    # The orphan collector may have removed the file between prepare() and this lock.
+    if not blobs.exists(prep.sha256):
+        blobs.put(prep.raw, prep.sha256)
+    return content
+
+
+def release_contents(content_ids: Iterable[int]) -> None:
+    """Drop one reference per id; a Content at zero waits for the orphan collector."""
+    counts: dict[int, int] = {}
+    for cid in content_ids:
+        counts[cid] = counts.get(cid, 0) + 1
+    now = timezone.now()
+    for cid, n in counts.items():
+        Content.objects.filter(id=cid).update(refcount=F("refcount") - n)
+    Content.objects.filter(id__in=list(counts), refcount__lte=0).update(orphaned_at=now)
+
+
+def _owned_box(account_id: int, mailbox_id: int, lock: bool = True) -> Mailbox:
+    qs = Mailbox.objects.filter(id=mailbox_id, account_id=account_id)
+    if lock:
+        qs = qs.select_for_update()
+    box = qs.first()
+    if box is None:
+        raise MailboxNotFound("Mailbox does not exist any more")
+    return box
+
+
+def _allocate(box: Mailbox, count: int) -> tuple[int, int]:
+    """Reserve `count` UIDs and one new MODSEQ in a locked mailbox (RFC 3501 §2.3.1.1)."""
+    first_uid = box.uidnext
+    box.uidnext += count
+    box.highestmodseq += 1
+    Mailbox.objects.filter(id=box.id).update(uidnext=box.uidnext, highestmodseq=box.highestmodseq)
+    return first_uid, box.highestmodseq
+
+
+def _bump_modseq(box: Mailbox) -> int:
+    box.highestmodseq += 1
+    Mailbox.objects.filter(id=box.id).update(highestmodseq=box.highestmodseq)
+    return box.highestmodseq
+
+
+def check_quota(account_id: int, extra: int, *, permanent: bool | None = None) -> None:
+    """Raise OverQuota when `extra` bytes would take the account past its quota (RFC 9208)."""
+    row = Account.objects.filter(id=account_id).values("quota_bytes", "used_bytes").first()
+    if row is None:
+        raise AccountNotFound(f"No account {account_id}")
+    if row["quota_bytes"] and row["used_bytes"] + extra > row["quota_bytes"]:
+        if permanent is None:
+            permanent = settings.BUZON_QUOTA_PERMANENT
+        raise OverQuota("Mailbox is over its storage quota", permanent=permanent)
+
+
+def _add_usage(account_id: int, amount: int) -> None:
+    if amount:
+        Account.objects.filter(id=account_id).update(used_bytes=F("used_bytes") + amount)
+
+
+def _sub_usage(account_id: int, amount: int) -> None:
+    from django.db.models.functions import Greatest
+
+    if amount:
+        Account.objects.filter(id=account_id).update(
+            used_bytes=Greatest(F("used_bytes") - amount, 0)
+        )
+
+
+def clean_flags(names: Iterable[str]) -> tuple[int, str]:
+    bits, keywords = flagbits.split(n for n in names if len(n) <= MAX_FLAG_LENGTH)
+    return bits, flagbits.encode_keywords(list(keywords)[: flagbits.MAX_KEYWORDS])
+
+
+def insert_prepared(
+    box: Mailbox,
+    prep: Prepared,
+    *,
+    flags: Iterable[str] = (),
+    internaldate: datetime | None = None,
+) -> Message:
+    """Insert one prepared message into a mailbox locked by the caller's transaction."""
+    content = _content_row(prep, 1)
+    uid, modseq = _allocate(box, 1)
+    bits, keywords = clean_flags(flags)
+    msg = Message.objects.create(
+        mailbox=box,
+        uid=uid,
+        modseq=modseq,
+        flags=bits,
+        keywords=keywords,
+        internaldate=internaldate or timezone.now(),
+        size=len(prep.raw),
+        content=content,
+    )
+    _add_usage(box.account_id, len(prep.raw))
+    publish_on_commit(MailboxEvent(box.account_id, box.id, "added", [uid], modseq))
+    return msg
+
+
+def append(
+    account_id: int,
+    mailbox: str,
+    raw: bytes,
+    *,
+    flags: Iterable[str] = (),
+    internaldate: datetime | None = None,
+    if_absent: bool = False,
+) -> Appended | None:
+    """Store `raw` byte-exact in `mailbox`; return its UID (RFC 9051 §6.3.12, RFC 4315).
+
+    With `if_absent`, return None instead when the mailbox already holds these exact bytes
+    (a re-run import adds no duplicates).
+    """
+    prep = prepare(raw)
+    with transaction.atomic():
+        box = get_mailbox(account_id, mailbox, lock=True)
+        if if_absent and Message.objects.filter(mailbox=box, content__sha256=prep.sha256).exists():
+            return None
+        check_quota(account_id, len(raw), permanent=True)
+        msg = insert_prepared(box, prep, flags=flags, internaldate=internaldate)
+    return Appended(mailbox_id=box.id, uidvalidity=box.uidvalidity, uid=msg.uid, modseq=msg.modseq)
+
+
+@dataclass(frozen=True)
+class AppendItem:
+    raw: bytes
+    flags: tuple[str, ...] = ()
+    internaldate: datetime | None = None
+
+
+def append_many(
+    account_id: int, mailbox: str, items: Sequence[AppendItem], *, if_absent: bool = False
+) -> list[Appended | None]:
+    """Append several messages in one transaction (import): same rules as `append`."""
+    preps = [prepare(item.raw) for item in items]
+    results: list[Appended | None] = []
+    with transaction.atomic():
+        box = get_mailbox(account_id, mailbox, lock=True)
+        present: set[str] = set()
+        if if_absent:
+            present = set(
+                Message.objects.filter(
+                    mailbox=box, content__sha256__in=[p.sha256 for p in preps]
+                ).values_list("content__sha256", flat=True)
+            )
+        check_quota(
+            account_id,
+            sum(len(p.raw) for p in preps if p.sha256 not in present),
+            permanent=True,
+        )
+        for item, prep in zip(items, preps, strict=True):
+            if prep.sha256 in present:
+                results.append(None)
+                continue
+            present.add(prep.sha256) if if_absent else None
+            msg = insert_prepared(box, prep, flags=item.flags, internaldate=item.internaldate)
+            results.append(Appended(box.id, box.uidvalidity, msg.uid, msg.modseq))
+    return results
+
+
+def _selected(box: Mailbox, uids: Iterable[int] | None):
+    qs = Message.objects.filter(mailbox=box)
+    if uids is not None:
+        qs = qs.filter(uid__in=list(uids))
+    return qs.order_by("uid")
+
+
+def copy(account_id: int, mailbox_id: int, uids: Iterable[int], dest: str) -> CopyResult:
+    """COPY (RFC 3501 §6.4.7) with COPYUID (RFC 4315): same bytes, new UIDs, flags kept."""
+    uids = sorted(set(uids))
+    with transaction.atomic():
+        src = _owned_box(account_id, mailbox_id, lock=False)
+        target = get_mailbox(account_id, dest, lock=True)
+        rows = list(
+            _selected(src, uids).values(
+                "uid", "flags", "keywords", "internaldate", "size", "content_id"
+            )
+        )
+        if not rows:
+            return CopyResult(target.uidvalidity, [], [])
+        check_quota(account_id, sum(r["size"] for r in rows), permanent=True)
+        first, modseq = _allocate(target, len(rows))
+        new = [
+            Message(
+                mailbox=target,
+                uid=first + i,
+                modseq=modseq,
+                flags=r["flags"],
+                keywords=r["keywords"],
+                internaldate=r["internaldate"],
+                size=r["size"],
+                content_id=r["content_id"],
+            )
+            for i, r in enumerate(rows)
+        ]
+        Message.objects.bulk_create(new, batch_size=500)
+        counts: dict[int, int] = {}
+        for r in rows:
+            counts[r["content_id"]] = counts.get(r["content_id"], 0) + 1
+        for cid, n in counts.items():
+            Content.objects.filter(id=cid).update(refcount=F("refcount") + n, orphaned_at=None)
+        _add_usage(account_id, sum(r["size"] for r in rows))
+        dest_uids = [m.uid for m in new]
+        publish_on_commit(MailboxEvent(account_id, target.id, "added", dest_uids, modseq))
+    return CopyResult(target.uidvalidity, [r["uid"] for r in rows], dest_uids)
+
+
+def move(account_id: int, mailbox_id: int, uids: Iterable[int], dest: str) -> CopyResult:
+    """MOVE (RFC 6851): copy, then expunge the originals, atomically."""
+    with transaction.atomic():
+        result = copy(account_id, mailbox_id, uids, dest)
+        if result.source_uids:
+            expunge(account_id, mailbox_id, result.source_uids, only_deleted=False)
+    return result
+
+
+def move_all(src: Mailbox, target: Mailbox) -> None:
+    """Re-home every message of `src` into the new, empty `target` (RENAME INBOX)."""
+    uids = list(Message.objects.filter(mailbox=src).values_list("uid", flat=True).order_by("uid"))
+    if not uids:
+        return
+    first, modseq = _allocate(target, len(uids))
+    for i, uid in enumerate(uids):
+        Message.objects.filter(mailbox=src, uid=uid).update(
+            mailbox=target, uid=first + i, modseq=modseq
+        )
+    _record_expunged(src, uids)
+    publish_on_commit(MailboxEvent(src.account_id, src.id, "expunged", uids, src.highestmodseq))
+
+
+def _record_expunged(box: Mailbox, uids: list[int]) -> int:
+    modseq = _bump_modseq(box)
+    ExpungedMessage.objects.bulk_create(
+        [ExpungedMessage(mailbox=box, uid=u, modseq=modseq) for u in uids], batch_size=500
+    )
+    return modseq
+
+
+def expunge(
+    account_id: int,
+    mailbox_id: int,
+    uids: Iterable[int] | None = None,
+    *,
+    only_deleted: bool = True,
+) -> list[int]:
+    """Remove messages; return the expunged UIDs in ascending order.
+
+    `only_deleted` (IMAP EXPUNGE, UID EXPUNGE of RFC 4315) removes just those with \\Deleted;
+    POP3 QUIT and MOVE pass False.
+    """
+    with transaction.atomic():
+        box = _owned_box(account_id, mailbox_id)
+        qs = _selected(box, uids)
+        if only_deleted:
+            qs = qs.annotate(d=F("flags").bitand(flagbits.DELETED)).filter(d__gt=0)
+        rows = list(qs.values_list("id", "uid", "content_id", "size"))
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        for i in range(0, len(ids), 500):
+            Message.objects.filter(id__in=ids[i : i + 500]).delete()
+        release_contents(r[2] for r in rows)
+        _sub_usage(account_id, sum(r[3] for r in rows))
+        expunged = [r[1] for r in rows]
+        modseq = _record_expunged(box, expunged)
+        publish_on_commit(MailboxEvent(account_id, box.id, "expunged", expunged, modseq))
+    return expunged
+
+
+def set_flags(
+    account_id: int,
+    mailbox_id: int,
+    uids: Iterable[int],
+    flags: Iterable[str],
+    mode: str = "add",
+    *,
+    unchanged_since: int | None = None,
+) -> FlagsResult:
+    """STORE (RFC 3501 §6.4.6): mode is `add`, `remove` or `replace`.
+
+    Only messages whose flags really change get a new MODSEQ. With `unchanged_since`
+    (CONDSTORE, RFC 7162 §3.1.3) messages modified after it are left alone and reported.
+    """
+    if mode not in {"add", "remove", "replace"}:
+        raise ValueError(mode)
+    bits, keywords_text = clean_flags(flags)
+    keywords = flagbits.decode_keywords(keywords_text)
+    with transaction.atomic():
+        box = _owned_box(account_id, mailbox_id)
+        rows = list(_selected(box, uids).values_list("id", "uid", "modseq", "flags", "keywords"))
+        modified, updates = [], []
+        for row_id, uid, modseq, old_bits, old_kw_text in rows:
+            if unchanged_since is not None and modseq > unchanged_since:
+                modified.append(uid)
+                continue
+            old_kw = flagbits.decode_keywords(old_kw_text)
+            if mode == "add":
+                new_bits, new_kw = old_bits | bits, old_kw | keywords
+            elif mode == "remove":
+                new_bits, new_kw = old_bits & ~bits, old_kw - keywords
+            else:
+                new_bits, new_kw = bits, keywords
+            if new_bits != old_bits or new_kw != old_kw:
+                if len(new_kw) > flagbits.MAX_KEYWORDS:
+                    new_kw = frozenset(sorted(new_kw)[: flagbits.MAX_KEYWORDS])
+                updates.append((row_id, uid, new_bits, new_kw))
+        changed: list[MessageFlags] = []
+        if updates:
+            modseq = _bump_modseq(box)
+            for row_id, uid, new_bits, new_kw in updates:
+                Message.objects.filter(id=row_id).update(
+                    flags=new_bits, keywords=flagbits.encode_keywords(new_kw), modseq=modseq
+                )
+                changed.append(MessageFlags(uid, modseq, flagbits.join(new_bits, new_kw)))
+            publish_on_commit(
+                MailboxEvent(account_id, box.id, "flags", [c.uid for c in changed], modseq)
+            )
+    return FlagsResult(changed=changed, modified=modified, highestmodseq=box.highestmodseq)
+
+
+def claim_recent(account_id: int, mailbox_id: int) -> int:
+    """Return the first UID that is \\Recent for the calling session, and claim them all.
+
+    RFC 3501 §2.3.2: a message is \\Recent in only one session. IMAP4rev2 drops \\Recent.
+    """
+    with transaction.atomic():
+        box = _owned_box(account_id, mailbox_id)
+        first = box.recent_uid
+        if box.uidnext != first:
+            Mailbox.objects.filter(id=box.id).update(recent_uid=box.uidnext)
+    return first
+
+
+# Reads ---------------------------------------------------------------------------------
+
+
+def message_uids(account_id: int, mailbox_id: int) -> list[int]:
+    """Every UID in the mailbox, ascending: the session's sequence-number map."""
+    _owned_box(account_id, mailbox_id, lock=False)
+    return list(
+        Message.objects.filter(mailbox_id=mailbox_id).order_by("uid").values_list("uid", flat=True)
+    )
+
+
+def select(account_id: int, mailbox: str) -> tuple[list[int], object]:
+    """Return (UIDs ascending, MailboxStatus) for SELECT/EXAMINE in one read."""
+    from .mailboxes import status
+
+    with transaction.atomic():
+        box = get_mailbox(account_id, mailbox)
+        uids = list(
+            Message.objects.filter(mailbox_id=box.id).order_by("uid").values_list("uid", flat=True)
+        )
+        return uids, status(box.id)
+
+
+def flags_of(
+    account_id: int, mailbox_id: int, uids: Iterable[int] | None = None
+) -> list[MessageFlags]:
+    box = _owned_box(account_id, mailbox_id, lock=False)
+    return [
+        MessageFlags(uid, modseq, flagbits.join(bits, kw))
+        for uid, modseq, bits, kw in _selected(box, uids).values_list(
+            "uid", "modseq", "flags", "keywords"
+        )
+    ]
+
+
+def fetch_meta(account_id: int, mailbox_id: int, uids: Iterable[int]) -> list[MessageMeta]:
+    """What FETCH needs for these UIDs, in UID order, without opening any blob."""
+    box = _owned_box(account_id, mailbox_id, lock=False)
+    out = []
+    uids = list(uids)
+    for i in range(0, len(uids), 900):
+        for m in _selected(box, uids[i : i + 900]).select_related("content"):
+            c = m.content
+            out.append(
+                MessageMeta(
+                    uid=m.uid,
+                    modseq=m.modseq,
+                    flags=flagbits.join(m.flags, m.keywords),
+                    internaldate=m.internaldate,
+                    size=m.size,
+                    sha256=c.sha256,
+                    header_end=c.header_end,
+                    envelope=bytes(c.envelope),
+                    body=bytes(c.body),
+                    bodystructure=bytes(c.bodystructure),
+                    parts=c.parts,
+                )
+            )
+    return out
+
+
+def changes_since(account_id: int, mailbox_id: int, modseq: int) -> Changes:
+    """Flag changes and expunges after `modseq` (RFC 7162 §3.1.4, VANISHED §3.2.10)."""
+    box = _owned_box(account_id, mailbox_id, lock=False)
+    changed = [
+        MessageFlags(uid, ms, flagbits.join(bits, kw))
+        for uid, ms, bits, kw in Message.objects.filter(mailbox=box, modseq__gt=modseq)
+        .order_by("uid")
+        .values_list("uid", "modseq", "flags", "keywords")
+    ]
+    expunged = sorted(
+        ExpungedMessage.objects.filter(mailbox=box, modseq__gt=modseq).values_list("uid", flat=True)
+    )
+    return Changes(box.highestmodseq, box.uidnext, changed, expunged)
+
+
+def message_sha(account_id: int, mailbox_id: int, uid: int) -> str:
+    row = (
+        Message.objects.filter(mailbox_id=mailbox_id, mailbox__account_id=account_id, uid=uid)
+        .values_list("content__sha256", flat=True)
+        .first()
+    )
+    if row is None:
+        raise MailboxNotFound(f"No message with UID {uid}")
+    return row
+
+
+def read_message(account_id: int, mailbox_id: int, uid: int) -> bytes:
+    """The message's bytes exactly as they arrived."""
+    return blobs.read(message_sha(account_id, mailbox_id, uid))
+
+
+def mailbox_of(account_id: int, mailbox_id: int):
+    return mailbox_info(_owned_box(account_id, mailbox_id, lock=False))

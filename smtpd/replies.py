@@ -1,0 +1,11 @@
+"""Named SMTP replies (RFC 5321 §4.2, enhanced codes of RFC 3463)."""
+
+R250_OK = "250 2.0.0 OK"
+R250_SENDER_OK = "250 2.1.0 Sender OK"
+R250_RCPT_OK = "250 2.1.5 Recipient OK"
+R451_LOCAL_ERROR = "451 4.3.0 Local error in processing; try again later"
+R501_BAD_ADDRESS = "501 5.1.3 Bad address syntax"
+R550_NO_SUCH_USER = "550 5.1.1 No such user here"
+R550_NOT_LOCAL = "550 5.1.2 We do not accept mail for that domain"
+R552_TOO_BIG = "552 5.3.4 Message too big for system"
+R503_NEED_RCPT = "503 5.5.1 Need RCPT command"

@@ -1,0 +1,78 @@
+"""Shared fixtures: personas on example.test, a private data dir, servers on free ports."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.servers import start_in_thread
+
+PASSWORD = "correct horse battery staple"
+REPO = Path(__file__).resolve().parents[1]
+
+
+def corpus_dir() -> Path:
+    if env := os.environ.get("BUZON_CORPUS"):
+        return Path(env)
+    return REPO.parent / "shared" / "corpus"
+
+
+def corpus(name: str) -> bytes:
+    return (corpus_dir() / name).read_bytes()
+
+
+def corpus_files() -> list[Path]:
+    base = corpus_dir()
+    return sorted(p for p in base.rglob("*") if p.is_file() and p.name != "SOURCES.md")
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, settings):
+    """Every test writes blobs and TLS material into its own directory."""
+    settings.BUZON_DATA_DIR = tmp_path / "data"
+    settings.BUZON_DATA_DIR.mkdir()
+    from mailhost import tls
+
+    tls.reset()
+    yield settings.BUZON_DATA_DIR
+    tls.reset()
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+
+
+@pytest.fixture
+def domain(db):
+    from mailhost.directory import add_domain
+
+    return add_domain("example.test")
+
+
+@pytest.fixture
+def alice(domain):
+    from mailhost.directory import add_account
+
+    return add_account("alice@example.test", PASSWORD, display_name="Alice")
+
+
+@pytest.fixture
+def carol(domain):
+    from mailhost.directory import add_account
+
+    return add_account("carol@example.test", PASSWORD, display_name="Carol")
+
+
+@pytest.fixture
+def lmtp_server(transactional_db):
+    from smtpd.server import start_lmtp
+
+    thread = start_in_thread(start_lmtp)
+    yield thread
+    thread.stop()
