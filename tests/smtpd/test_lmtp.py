@@ -13,7 +13,7 @@ def test_lmtp_delivers_and_answers_per_recipient(lmtp_server, alice, carol):
     """RFC 2033 §4.2: after DATA, one reply for each successful RCPT, in order."""
     Account.objects.filter(id=carol.id).update(quota_bytes=5)
     with smtplib.LMTP("127.0.0.1", lmtp_server.port, timeout=10) as client:
-        client.lhlo("mta.example.org")
+        client.ehlo("mta.example.org")  # smtplib.LMTP sends LHLO
         assert client.mail("bob@example.org")[0] == 250
         assert client.rcpt("alice@example.test")[0] == 250
         assert client.rcpt("carol@example.test")[0] == 250
@@ -41,7 +41,7 @@ def test_lmtp_refuses_helo_and_keeps_serving(lmtp_server, alice):
     with smtplib.LMTP("127.0.0.1", lmtp_server.port, timeout=10) as client:
         assert client.helo("x")[0] == 500  # LMTP has LHLO only (RFC 2033 §4.1)
         assert client.docmd("BOGUS")[0] == 500
-        client.lhlo("ok")
+        client.ehlo("ok")
         raw = corpus("cpython/msg_02.txt")
         assert client.sendmail("b@example.org", ["alice@example.test"], raw) == {}
 
