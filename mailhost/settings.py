@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "channels",
     "mailhost",
+    "imapd",  # IMAP and POP3: the imapd and pop3d management commands
 ]
 
 MIDDLEWARE = [
@@ -144,3 +145,29 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("BUZON_LOG_LEVEL", "INFO")},
     "loggers": {"mail.log": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
 }
+
+# --- SMTP ---
+# The smtpd app: its management commands (smtpd, mailq, dkim_key) and, at ready(), the
+# outbound queue installed as the store's forwarder for alias targets outside our domains.
+INSTALLED_APPS += ["smtpd.apps.SmtpdConfig"]
+BUZON_SMTP_MAX_RECIPIENTS = env_int("BUZON_SMTP_MAX_RECIPIENTS", 100)
+BUZON_SMTP_MAX_LINE_LENGTH = env_int("BUZON_SMTP_MAX_LINE_LENGTH", 8192)
+BUZON_SMTP_TIMEOUT = env_int("BUZON_SMTP_TIMEOUT", 300)
+BUZON_SMTP_DATA_TIMEOUT = env_int("BUZON_SMTP_DATA_TIMEOUT", 180)
+BUZON_SMTP_MAX_CONNECTIONS_PER_IP = env_int("BUZON_SMTP_MAX_CONNECTIONS_PER_IP", 50)
+BUZON_SMTP_MAX_ERRORS = env_int("BUZON_SMTP_MAX_ERRORS", 20)
+BUZON_SMTP_VERIFY = env_bool("BUZON_SMTP_VERIFY", True)
+BUZON_DNS_SERVERS = env_str("BUZON_DNS_SERVERS", "")
+BUZON_DNS_TIMEOUT = float(env_str("BUZON_DNS_TIMEOUT", "5"))
+BUZON_SEND_RATE_PER_HOUR = env_int("BUZON_SEND_RATE_PER_HOUR", 500)
+BUZON_QUEUE_LIFETIME = env_int("BUZON_QUEUE_LIFETIME", 5 * 24 * 3600)
+BUZON_QUEUE_BACKOFF_MIN = env_int("BUZON_QUEUE_BACKOFF_MIN", 300)
+BUZON_QUEUE_BACKOFF_MAX = env_int("BUZON_QUEUE_BACKOFF_MAX", 4 * 3600)
+BUZON_QUEUE_DELAY_WARNING = env_int("BUZON_QUEUE_DELAY_WARNING", 4 * 3600)
+BUZON_REMOTE_SMTP_PORT = env_int("BUZON_REMOTE_SMTP_PORT", 25)
+BUZON_OUTBOUND_TIMEOUT = env_int("BUZON_OUTBOUND_TIMEOUT", 60)
+BUZON_RELAY_HOST = env_str("BUZON_RELAY_HOST", "")
+BUZON_RELAY_PORT = env_int("BUZON_RELAY_PORT", 587)
+BUZON_RELAY_TLS = env_str("BUZON_RELAY_TLS", "starttls")
+BUZON_RELAY_USER = env_str("BUZON_RELAY_USER", "")
+BUZON_RELAY_PASSWORD = env_str("BUZON_RELAY_PASSWORD", "")

@@ -6,6 +6,7 @@ from .domains import Domain
 from .leases import Lease
 from .mailboxes import SPECIAL_USES, Mailbox
 from .messages import Content, ExpungedMessage, Message
+from .queue import QueuedMessage, QueuedRecipient
 
 __all__ = [
     "Account",
@@ -17,5 +18,7 @@ __all__ = [
     "Lease",
     "Mailbox",
     "Message",
+    "QueuedMessage",
+    "QueuedRecipient",
     "SPECIAL_USES",
 ]
