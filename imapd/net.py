@@ -191,6 +191,6 @@ async def serve(
             limiter.release(conn.peer_ip)
             await conn.close()
 
-    return await asyncio.start_server(
-        on_connect, host, port, ssl=ssl_context, limit=2**20, ssl_handshake_timeout=30
-    )
+    # asyncio refuses ssl_handshake_timeout without ssl (ValueError), so only with TLS.
+    tls_options = {"ssl": ssl_context, "ssl_handshake_timeout": 30} if ssl_context else {}
+    return await asyncio.start_server(on_connect, host, port, limit=2**20, **tls_options)
