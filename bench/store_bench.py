@@ -79,7 +79,7 @@ def bench_lmtp(clients: int, count: int, deadline: float, port: int) -> list:
     def client(n: int) -> int:
         sent = 0
         with smtplib.LMTP("127.0.0.1", port, timeout=30) as c:
-            c.lhlo("bench")
+            c.ehlo("bench")  # LHLO
             for i in range(per_client):
                 t0 = time.perf_counter()
                 refused = c.sendmail("b@example.org", [rcpt], message(n * per_client + i))

@@ -11,13 +11,11 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from django.db import transaction
-
 from ..mail import address as addr
-from ..models import Account, Alias, Domain
-from . import mailboxes
-from .errors import MailboxNotFound, MessageTooLarge, OverQuota, StoreError
-from .messages import Prepared, check_quota, insert_prepared, prepare
+from ..models import Domain
+from . import sql, tx
+from .errors import MessageTooLarge, OverQuota, StoreError
+from .messages import Prepared, deliver_prepared, prepare
 from .values import Delivered, RecipientResult
 
 log = logging.getLogger(__name__)
@@ -47,17 +45,6 @@ def is_local_domain(domain: str) -> bool:
     return Domain.objects.filter(name=addr.normalize_domain(domain), active=True).exists()
 
 
-def _alias_targets(source: str) -> list[str] | None:
-    alias = Alias.objects.filter(source=source, active=True).first()
-    if alias is None:
-        return None
-    return list(alias.targets.values_list("address", flat=True))
-
-
-def _account_id(address: str) -> int | None:
-    return Account.objects.filter(address=address, active=True).values_list("id", flat=True).first()
-
-
 def resolve(address: str) -> Resolution:
     """Return where mail for `address` goes; empty when nobody here takes it."""
     result = Resolution()
@@ -69,13 +56,9 @@ def _expand(address: str, result: Resolution, visited: set[str], depth: int, top
     local, domain = addr.split(address)
     if not domain:
         return
-    if not is_local_domain(domain):
-        if not top:
-            result.external.add(address)
-        return
     if address in visited or depth > MAX_ALIAS_DEPTH:
         # A loop (or an alias that keeps a copy for its own account): the account, if any.
-        if (account := _account_id(address)) is not None:
+        if (account := sql.lookup_address(address)[1]) is not None:
             result.accounts.add(account)
         return
     visited.add(address)
@@ -83,16 +66,23 @@ def _expand(address: str, result: Resolution, visited: set[str], depth: int, top
     if (untagged := addr.strip_tag(address)) is not None:
         candidates.append(untagged)
     for candidate in candidates:
-        if (targets := _alias_targets(candidate)) is not None:
+        targets, account = sql.lookup_address(candidate)
+        if targets is not None:
             for target in targets:
                 _expand(addr.normalize(target), result, visited, depth + 1, top=False)
             return
-        if (account := _account_id(candidate)) is not None:
+        if account is not None:
             result.accounts.add(account)
             return
-    if (targets := _alias_targets(f"@{domain}")) is not None:  # catch-all
+    targets, _ = sql.lookup_address(f"@{domain}")
+    if targets is not None:  # catch-all
         for target in targets:
             _expand(addr.normalize(target), result, visited, depth + 1, top=False)
+        return
+    # Nothing here matched: an address outside our domains is forwarded (when it came from
+    # an alias) or refused (when a client asked for it directly: we are not a relay).
+    if not top and not is_local_domain(domain):
+        result.external.add(address)
 
 
 def accepts(address: str) -> bool:
@@ -177,16 +167,11 @@ def _deliver_accounts(
     outcome: dict[int, Delivered | StoreError] = {}
     if not account_ids:
         return outcome
-    with transaction.atomic():
+    with tx.write():
         for account_id in sorted(account_ids):  # a fixed order: no lock-order deadlocks
             try:
-                check_quota(account_id, len(prep.raw))
-                try:
-                    box = mailboxes.get(account_id, folder, lock=True)
-                except MailboxNotFound:
-                    box = mailboxes.get(account_id, "INBOX", lock=True)
-                msg = insert_prepared(box, prep)
-                outcome[account_id] = Delivered(account_id, box.id, msg.uid)
+                mailbox_id, uid = deliver_prepared(account_id, folder, prep)
+                outcome[account_id] = Delivered(account_id, mailbox_id, uid)
             except StoreError as e:
                 outcome[account_id] = e
     return outcome

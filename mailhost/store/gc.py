@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from ..models import Content
-from . import blobs
+from . import blobs, tx
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ def collect_orphans(grace_seconds: int | None = None) -> Collected:
         )[:10_000]
     )
     for cid in candidates:
-        with transaction.atomic():
+        with tx.write():
             content = Content.objects.select_for_update().filter(id=cid, refcount__lte=0).first()
             if content is None:
                 continue
@@ -66,7 +65,7 @@ def _remove_unreferenced(batch: list) -> int:
     if not batch:
         return 0
     removed = 0
-    with transaction.atomic():
+    with tx.write():
         known = set(
             Content.objects.filter(sha256__in=[n for n, _ in batch]).values_list(
                 "sha256", flat=True

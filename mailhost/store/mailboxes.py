@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import time
 
-from django.db import transaction
 from django.db.models import Count, F, Q, Sum
 
 from ..models import Account, Mailbox, Message
 from ..models.mailboxes import SPECIAL_USES
-from . import names
+from . import names, tx
 from .errors import (
     AccountNotFound,
     CannotDelete,
@@ -60,7 +59,7 @@ def _create(account_id: int, name: str, special_use: str = "", subscribed: bool 
 
 def create_defaults(account_id: int) -> None:
     """Give a new account INBOX, Sent, Drafts, Trash, Junk and Archive."""
-    with transaction.atomic():
+    with tx.write():
         existing = set(Mailbox.objects.filter(account_id=account_id).values_list("name", flat=True))
         for name, use in SPECIAL_USES.items():
             if name not in existing:
@@ -72,7 +71,7 @@ def create(account_id: int, name: str, special_use: str = "") -> MailboxInfo:
     name = names.validate(name)
     if special_use and special_use not in VALID_SPECIAL_USES:
         raise ValueError(f"Unknown special use {special_use}")
-    with transaction.atomic():
+    with tx.write():
         existing = set(
             Mailbox.objects.filter(
                 account_id=account_id, name__in=[*names.parents(name), name]
@@ -123,7 +122,7 @@ def delete(account_id: int, name: str) -> None:
     name = names.validate(name)
     if name == "INBOX":
         raise CannotDelete("INBOX cannot be deleted")
-    with transaction.atomic():
+    with tx.write():
         box = get(account_id, name, lock=True)
         prefix = name + names.DELIMITER
         if Mailbox.objects.filter(account_id=account_id, name__startswith=prefix).exists():
@@ -154,7 +153,7 @@ def rename(account_id: int, old: str, new: str) -> None:
     from .messages import move_all
 
     old, new = names.validate(old), names.validate(new)
-    with transaction.atomic():
+    with tx.write():
         box = get(account_id, old, lock=True)
         if Mailbox.objects.filter(account_id=account_id, name=new).exists():
             raise MailboxExists(f"Mailbox {new} already exists")

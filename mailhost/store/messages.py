@@ -9,12 +9,12 @@ from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from ..mail.parse import ParsedMessage, parse_message
 from ..models import Account, Content, ExpungedMessage, Mailbox, Message
-from . import blobs
+from . import blobs, sql, tx
 from . import flags as flagbits
 from .errors import AccountNotFound, MailboxNotFound, MessageTooLarge, OverQuota
 from .events import MailboxEvent, publish_on_commit
@@ -46,42 +46,44 @@ def prepare(raw: bytes) -> Prepared:
     return Prepared(raw=raw, sha256=sha, parsed=parsed)
 
 
-def _content_row(prep: Prepared, refs: int) -> Content:
-    """Take `refs` references to the Content row for `prep`, creating it if needed."""
-    content = Content.objects.select_for_update().filter(sha256=prep.sha256).first()
-    if content is None:
-        p = prep.parsed
-        content = Content.objects.create(
-            sha256=prep.sha256,
-            size=p.size,
-            refcount=refs,
-            header_end=p.header_end,
-            envelope=p.envelope,
-            body=p.body,
-            bodystructure=p.bodystructure,
-            parts=json.dumps(p.parts, separators=(",", ":")),
-            subject=p.subject,
-            base_subject=p.base_subject,
-            from_display=p.from_display,
-            from_addr=p.from_addr,
-            to=p.to,
-            cc=p.cc,
-            bcc=p.bcc,
-            date=p.date,
-            message_id=p.message_id,
-            in_reply_to=p.in_reply_to,
-            references=" ".join(p.references),
-            has_attachments=p.has_attachments,
-            preview=p.preview,
-        )
-    else:
-        Content.objects.filter(id=content.id).update(
-            refcount=F("refcount") + refs, orphaned_at=None
-        )
-    # The orphan collector may have removed the file between prepare() and this lock.
+def _content_fields(prep: Prepared) -> dict:
+    p = prep.parsed
+    return {
+        "sha256": prep.sha256,
+        "size": p.size,
+        "header_end": p.header_end,
+        "envelope": p.envelope,
+        "body": p.body,
+        "bodystructure": p.bodystructure,
+        "parts": json.dumps(p.parts, separators=(",", ":")),
+        "subject": p.subject,
+        "base_subject": p.base_subject,
+        "from_display": p.from_display,
+        "from_addr": p.from_addr,
+        "to": p.to,
+        "cc": p.cc,
+        "bcc": p.bcc,
+        "date": p.date,
+        "message_id": p.message_id,
+        "in_reply_to": p.in_reply_to,
+        "references": " ".join(p.references),
+        "has_attachments": p.has_attachments,
+        "preview": p.preview,
+    }
+
+
+def _content_row(prep: Prepared, refs: int) -> int:
+    """Take `refs` references to the Content row for `prep`, creating it if needed.
+
+    One statement on the hot path: INSERT ... ON CONFLICT (sha256) DO UPDATE ... RETURNING,
+    which SQLite (3.35+) and PostgreSQL both run, and which takes the row lock that the
+    orphan collector also takes (gc.collect_orphans).
+    """
+    content_id = sql.upsert_content(_content_fields(prep), refs)
+    # The orphan collector may have removed the file between prepare() and this statement.
     if not blobs.exists(prep.sha256):
         blobs.put(prep.raw, prep.sha256)
-    return content
+    return content_id
 
 
 def release_contents(content_ids: Iterable[int]) -> None:
@@ -136,6 +138,14 @@ def _add_usage(account_id: int, amount: int) -> None:
         Account.objects.filter(id=account_id).update(used_bytes=F("used_bytes") + amount)
 
 
+def _reserve(account_id: int, amount: int, *, permanent: bool | None) -> None:
+    """Add `amount` to the account's usage unless that passes its quota (one UPDATE)."""
+    fits = Q(quota_bytes=0) | Q(used_bytes__lte=F("quota_bytes") - amount)
+    if not Account.objects.filter(fits, id=account_id).update(used_bytes=F("used_bytes") + amount):
+        check_quota(account_id, amount, permanent=permanent)  # raises the right error
+        raise OverQuota("Mailbox is over its storage quota", permanent=bool(permanent))
+
+
 def _sub_usage(account_id: int, amount: int) -> None:
     from django.db.models.functions import Greatest
 
@@ -156,9 +166,15 @@ def insert_prepared(
     *,
     flags: Iterable[str] = (),
     internaldate: datetime | None = None,
+    quota_permanent: bool | None = True,
 ) -> Message:
-    """Insert one prepared message into a mailbox locked by the caller's transaction."""
-    content = _content_row(prep, 1)
+    """Insert one prepared message into a mailbox locked by the caller's transaction.
+
+    Raises OverQuota (permanent, or per BUZON_QUOTA_PERMANENT when `quota_permanent` is None)
+    before writing anything.
+    """
+    _reserve(box.account_id, len(prep.raw), permanent=quota_permanent)
+    content_id = _content_row(prep, 1)
     uid, modseq = _allocate(box, 1)
     bits, keywords = clean_flags(flags)
     msg = Message.objects.create(
@@ -169,11 +185,29 @@ def insert_prepared(
         keywords=keywords,
         internaldate=internaldate or timezone.now(),
         size=len(prep.raw),
-        content=content,
+        content_id=content_id,
     )
-    _add_usage(box.account_id, len(prep.raw))
     publish_on_commit(MailboxEvent(box.account_id, box.id, "added", [uid], modseq))
     return msg
+
+
+def deliver_prepared(account_id: int, folder: str, prep: Prepared) -> tuple[int, int]:
+    """Deliver into `folder` (INBOX when it does not exist): the MDA's hot path.
+
+    Returns (mailbox id, uid). Quota follows BUZON_QUOTA_PERMANENT. Runs inside the caller's
+    write transaction, in four statements: quota, UID, content, message.
+    """
+    _reserve(account_id, len(prep.raw), permanent=None)
+    alloc = sql.allocate_uid(account_id, folder)
+    if alloc is None and folder != "INBOX":
+        alloc = sql.allocate_uid(account_id, "INBOX")
+    if alloc is None:
+        raise MailboxNotFound("The account has no INBOX")
+    mailbox_id, _uidvalidity, uid, modseq = alloc
+    content_id = _content_row(prep, 1)
+    sql.insert_message(mailbox_id, uid, modseq, 0, "", timezone.now(), len(prep.raw), content_id)
+    publish_on_commit(MailboxEvent(account_id, mailbox_id, "added", [uid], modseq))
+    return mailbox_id, uid
 
 
 def append(
@@ -191,11 +225,10 @@ def append(
     (a re-run import adds no duplicates).
     """
     prep = prepare(raw)
-    with transaction.atomic():
+    with tx.write():
         box = get_mailbox(account_id, mailbox, lock=True)
         if if_absent and Message.objects.filter(mailbox=box, content__sha256=prep.sha256).exists():
             return None
-        check_quota(account_id, len(raw), permanent=True)
         msg = insert_prepared(box, prep, flags=flags, internaldate=internaldate)
     return Appended(mailbox_id=box.id, uidvalidity=box.uidvalidity, uid=msg.uid, modseq=msg.modseq)
 
@@ -213,7 +246,7 @@ def append_many(
     """Append several messages in one transaction (import): same rules as `append`."""
     preps = [prepare(item.raw) for item in items]
     results: list[Appended | None] = []
-    with transaction.atomic():
+    with tx.write():
         box = get_mailbox(account_id, mailbox, lock=True)
         present: set[str] = set()
         if if_absent:
@@ -247,7 +280,7 @@ def _selected(box: Mailbox, uids: Iterable[int] | None):
 def copy(account_id: int, mailbox_id: int, uids: Iterable[int], dest: str) -> CopyResult:
     """COPY (RFC 3501 §6.4.7) with COPYUID (RFC 4315): same bytes, new UIDs, flags kept."""
     uids = sorted(set(uids))
-    with transaction.atomic():
+    with tx.write():
         src = _owned_box(account_id, mailbox_id, lock=False)
         target = get_mailbox(account_id, dest, lock=True)
         rows = list(
@@ -286,7 +319,7 @@ def copy(account_id: int, mailbox_id: int, uids: Iterable[int], dest: str) -> Co
 
 def move(account_id: int, mailbox_id: int, uids: Iterable[int], dest: str) -> CopyResult:
     """MOVE (RFC 6851): copy, then expunge the originals, atomically."""
-    with transaction.atomic():
+    with tx.write():
         result = copy(account_id, mailbox_id, uids, dest)
         if result.source_uids:
             expunge(account_id, mailbox_id, result.source_uids, only_deleted=False)
@@ -327,7 +360,7 @@ def expunge(
     `only_deleted` (IMAP EXPUNGE, UID EXPUNGE of RFC 4315) removes just those with \\Deleted;
     POP3 QUIT and MOVE pass False.
     """
-    with transaction.atomic():
+    with tx.write():
         box = _owned_box(account_id, mailbox_id)
         qs = _selected(box, uids)
         if only_deleted:
@@ -364,7 +397,7 @@ def set_flags(
         raise ValueError(mode)
     bits, keywords_text = clean_flags(flags)
     keywords = flagbits.decode_keywords(keywords_text)
-    with transaction.atomic():
+    with tx.write():
         box = _owned_box(account_id, mailbox_id)
         rows = list(_selected(box, uids).values_list("id", "uid", "modseq", "flags", "keywords"))
         modified, updates = [], []
@@ -402,7 +435,7 @@ def claim_recent(account_id: int, mailbox_id: int) -> int:
 
     RFC 3501 §2.3.2: a message is \\Recent in only one session. IMAP4rev2 drops \\Recent.
     """
-    with transaction.atomic():
+    with tx.write():
         box = _owned_box(account_id, mailbox_id)
         first = box.recent_uid
         if box.uidnext != first:
