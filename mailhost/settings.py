@@ -171,3 +171,21 @@ BUZON_RELAY_PORT = env_int("BUZON_RELAY_PORT", 587)
 BUZON_RELAY_TLS = env_str("BUZON_RELAY_TLS", "starttls")
 BUZON_RELAY_USER = env_str("BUZON_RELAY_USER", "")
 BUZON_RELAY_PASSWORD = env_str("BUZON_RELAY_PASSWORD", "")
+
+# --- POP3 ---
+# CAPA EXPIRE (RFC 2449 §6.7): days mail is kept after download, or NEVER. Buzón deletes
+# nothing on its own; set a number only if a site policy outside Buzón enforces it.
+BUZON_POP3_EXPIRE = env_str("BUZON_POP3_EXPIRE", "NEVER").strip().upper()
+BUZON_POP3_LOGIN_DELAY = env_int("BUZON_POP3_LOGIN_DELAY", 0)  # seconds; 0 = none
+BUZON_POP3_CONNECTIONS_PER_IP = env_int("BUZON_POP3_CONNECTIONS_PER_IP", 20)  # 0 = no cap
+BUZON_POP3_IDLE_TIMEOUT = env_int("BUZON_POP3_IDLE_TIMEOUT", 600)  # RFC 1939 §3: >= 10 min
+BUZON_POP3_LOCK_SECONDS = env_int("BUZON_POP3_LOCK_SECONDS", 60)  # a dead process's lock lasts
+
+# --- IMAP ---
+BUZON_IMAP_MAX_LINE = env_int("BUZON_IMAP_MAX_LINE", 64 * 1024)  # one command line, octets
+BUZON_IMAP_TIMEOUT = env_int("BUZON_IMAP_TIMEOUT", 30 * 60)  # autologout (RFC 9051 §5.4)
+BUZON_IMAP_LOGIN_TIMEOUT = env_int("BUZON_IMAP_LOGIN_TIMEOUT", 120)  # before authentication
+BUZON_IMAP_IDLE_TIMEOUT = env_int("BUZON_IMAP_IDLE_TIMEOUT", 29 * 60)  # RFC 2177 §3
+BUZON_IMAP_CONNECTIONS_PER_IP = env_int("BUZON_IMAP_CONNECTIONS_PER_IP", 50)  # 0 = no cap
+BUZON_IMAP_COMMANDS_PER_SECOND = env_int("BUZON_IMAP_COMMANDS_PER_SECOND", 500)  # per session
+BUZON_IMAP_MAX_AUTH_FAILURES = env_int("BUZON_IMAP_MAX_AUTH_FAILURES", 5)  # per connection
