@@ -1,0 +1,131 @@
+"""FETCH response items from stored rows: pure functions, no I/O (RFC 9051 §7.5.2).
+
+Sections are slices of the stored bytes at the offsets the parser recorded on arrival
+(`mailhost.mail.parse.find_section`); BINARY decodes the part's transfer encoding (RFC 3516).
+"""
+
+from __future__ import annotations
+
+from mailhost.mail.parse import KNOWN_CTES, decode_part_body, find_section, select_header_fields
+from mailhost.store.imapview import FetchRow
+
+from . import responses
+from .commands import FetchAtt, Section
+from .errors import No
+
+
+def section_bytes(raw: bytes, parts: dict, section: Section) -> bytes | None:
+    """BODY[section] as bytes, or None when the message has no such part."""
+    span = find_section(parts, section.part)
+    if span is None:
+        return None
+    if section.text == "":
+        return raw[span.start : span.end]
+    if section.text == "MIME":
+        if span.mime is None:
+            return None
+        return raw[span.mime[0] : span.mime[1]]
+    # HEADER, HEADER.FIELDS[.NOT], TEXT only apply to a message (RFC 9051 §6.4.5).
+    if span.header is None or span.text is None:
+        return b""
+    if section.text == "TEXT":
+        return raw[span.text[0] : span.text[1]]
+    if section.text == "HEADER":
+        return raw[span.header[0] : span.header[1]]
+    return select_header_fields(
+        raw,
+        section.fields,
+        header_end=span.header[1],
+        start=span.header[0],
+        exclude=section.text == "HEADER.FIELDS.NOT",
+    )
+
+
+def binary_bytes(raw: bytes, parts: dict, section: Section) -> bytes | None:
+    """BINARY[part]: the part with its Content-Transfer-Encoding undone (RFC 3516 §4.2)."""
+    span = find_section(parts, section.part)
+    if span is None:
+        return None
+    body = raw[span.start : span.end]
+    if not section.part:
+        return raw
+    cte = (span.cte or "7bit").strip().lower()
+    if cte not in KNOWN_CTES:
+        raise No(f"Unknown Content-Transfer-Encoding {cte[:40]}", "UNKNOWN-CTE")
+    return decode_part_body(body, cte)
+
+
+def _partial(data: bytes, att: FetchAtt) -> tuple[bytes, bytes]:
+    if att.partial is None:
+        return data, b""
+    start, count = att.partial
+    return data[start : start + count], b"<%d>" % start
+
+
+def item(att: FetchAtt, row: FetchRow, flags: bytes, uid: int) -> bytes:
+    """One `NAME value` pair of a FETCH response."""
+    name = att.name
+    if name == "UID":
+        return b"UID %d" % uid
+    if name == "FLAGS":
+        return b"FLAGS " + flags
+    if name == "MODSEQ":
+        return b"MODSEQ (%d)" % row.modseq
+    if name == "INTERNALDATE":
+        return b"INTERNALDATE " + responses.internaldate(row.internaldate)
+    if name == "RFC822.SIZE":
+        return b"RFC822.SIZE %d" % row.size
+    if name == "ENVELOPE":
+        return b"ENVELOPE " + row.envelope
+    if name == "BODYSTRUCTURE":
+        return b"BODYSTRUCTURE " + row.bodystructure
+    if name == "BODY":
+        return b"BODY " + row.body
+    raw, parts = row.raw or b"", row.parts or {}
+    if name == "RFC822":
+        return b"RFC822 " + responses.literal(raw)
+    if name in ("RFC822.HEADER", "RFC822.TEXT"):
+        data = section_bytes(raw, parts, Section(text=name.split(".")[1])) or b""
+        return name.encode() + b" " + responses.literal(data)
+    assert att.section is not None
+    if name == "BODY[]":
+        data = section_bytes(raw, parts, att.section)
+        label = b"BODY[" + att.section.spec() + b"]"
+        if data is None:
+            return label + b" NIL"
+        data, origin = _partial(data, att)
+        return label + origin + b" " + responses.literal(data)
+    if name == "BINARY[]":
+        data = binary_bytes(raw, parts, att.section)
+        label = b"BINARY[" + att.section.spec() + b"]"
+        if data is None:
+            return label + b" NIL"
+        data, origin = _partial(data, att)
+        return label + origin + b" " + responses.literal(data, binary=b"\x00" in data)
+    if name == "BINARY.SIZE":
+        data = binary_bytes(raw, parts, att.section)
+        return b"BINARY.SIZE[" + att.section.spec() + b"] %d" % len(data or b"")
+    raise ValueError(name)
+
+
+def sets_seen(att: FetchAtt) -> bool:
+    """RFC 9051 §6.4.5: BODY[...] (not .PEEK), BINARY[...], RFC822 and RFC822.TEXT set \\Seen."""
+    return (att.name in ("BODY[]", "BINARY[]") and not att.peek) or att.name in (
+        "RFC822",
+        "RFC822.TEXT",
+    )
+
+
+def needs_raw(att: FetchAtt) -> bool:
+    return att.name in (
+        "BODY[]",
+        "BINARY[]",
+        "BINARY.SIZE",
+        "RFC822",
+        "RFC822.HEADER",
+        "RFC822.TEXT",
+    )
+
+
+def needs_row(att: FetchAtt) -> bool:
+    return att.name not in ("UID", "FLAGS", "MODSEQ")

@@ -1,0 +1,223 @@
+"""Message commands: FETCH, STORE, COPY, MOVE, EXPUNGE (and their UID forms)."""
+
+from __future__ import annotations
+
+from mailhost import store
+from mailhost.dbpool import run_db
+from mailhost.store import imapview
+
+from .. import commands as c
+from .. import fetchdata, responses
+from ..errors import Bad, No
+from ..session import Session, handles
+
+FETCH_CHUNK = 200  # messages per DB round trip when bodies or structures are needed
+
+
+@handles(c.Fetch)
+async def fetch(s: Session, cmd: c.Fetch) -> None:
+    """RFC 9051 §6.4.5; CHANGEDSINCE/VANISHED (RFC 7162 §3.1.4.1, §3.2.6)."""
+    sel = s.need_selected()
+    uids = sel.resolve(cmd.seqset, uid=cmd.uid)
+    items = list(cmd.items)
+    if cmd.changedsince is not None or any(i.name == "MODSEQ" for i in items):
+        s.condstore = True
+        if not any(i.name == "MODSEQ" for i in items):
+            items.append(c.FetchAtt("MODSEQ"))
+    if cmd.vanished:
+        if not s.qresync:
+            raise Bad("VANISHED needs ENABLE QRESYNC")
+        changes = await run_db(store.changes_since, s.account_id, sel.mailbox_id, cmd.changedsince)
+        if changes.expunged and cmd.seqset.ranges:
+            ranges = cmd.seqset.resolve(sel.uidnext)
+            gone = [u for u in changes.expunged if any(lo <= u <= hi for lo, hi in ranges)]
+            if gone:
+                s.untagged(b"VANISHED (EARLIER) " + responses.seqset(gone))
+    if not uids:
+        return
+    seen_changed: set[int] = set()
+    if not sel.readonly and any(fetchdata.sets_seen(i) for i in items):
+        result = await run_db(store.set_flags, s.account_id, sel.mailbox_id, uids, ["\\Seen"])
+        for mf in result.changed:
+            sel.own_changes[mf.uid] = mf.modseq
+            seen_changed.add(mf.uid)
+        if seen_changed and not any(i.name == "FLAGS" for i in items):
+            items.append(c.FetchAtt("FLAGS"))  # RFC 9051 §6.4.5: report the implicit change
+    want_row = any(fetchdata.needs_row(i) for i in items)
+    want_raw = any(fetchdata.needs_raw(i) for i in items)
+    want_structure = want_raw or any(i.name in ("BINARY.SIZE",) for i in items)
+    if not want_row:
+        rows = await run_db(imapview.flag_rows, s.account_id, sel.mailbox_id, uids)
+        out = []
+        for row in rows:
+            if cmd.changedsince is not None and row.modseq <= cmd.changedsince:
+                continue
+            seq = sel.seq_of(row.uid)
+            if seq is None:
+                continue
+            parts = [
+                fetchdata.item(i, row, s.flags_bytes(row.uid, row.flags), row.uid) for i in items
+            ]  # type: ignore[arg-type]
+            out.append(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts)))
+            if len(out) >= 1000:
+                s.send(b"".join(out))
+                out.clear()
+                await s.drain()
+        s.send(b"".join(out))
+        return
+    chunk = FETCH_CHUNK if want_raw else 2000
+    for i in range(0, len(uids), chunk):
+        rows = await run_db(
+            imapview.fetch_rows,
+            s.account_id,
+            sel.mailbox_id,
+            uids[i : i + chunk],
+            structure=want_structure,
+            raw=want_raw,
+        )
+        out = []
+        for row in rows:
+            if cmd.changedsince is not None and row.modseq <= cmd.changedsince:
+                continue
+            seq = sel.seq_of(row.uid)
+            if seq is None:
+                continue
+            flags = s.flags_bytes(row.uid, row.flags)
+            parts = [fetchdata.item(att, row, flags, row.uid) for att in items]
+            out.append(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts)))
+        s.send(b"".join(out))
+        await s.drain()
+
+
+@handles(c.Store)
+async def store_(s: Session, cmd: c.Store) -> object:
+    """RFC 9051 §6.4.6; UNCHANGEDSINCE and [MODIFIED] from RFC 7162 §3.1.3."""
+    sel = s.need_selected()
+    if sel.readonly:
+        raise No("Mailbox is read-only", "READ-ONLY")
+    uids = sel.resolve(cmd.seqset, uid=cmd.uid)
+    flags = [f for f in cmd.flags if f.lower() != "\\recent"]
+    for f in flags:
+        if f.startswith("\\") and f.lower() not in (
+            "\\seen",
+            "\\answered",
+            "\\flagged",
+            "\\deleted",
+            "\\draft",
+        ):
+            raise Bad(f"Unknown system flag {f[:40]}")
+    if cmd.unchangedsince is not None:
+        s.condstore = True
+    if not uids:
+        return None
+    result = await run_db(
+        store.set_flags,
+        s.account_id,
+        sel.mailbox_id,
+        uids,
+        flags,
+        cmd.mode,
+        unchanged_since=cmd.unchangedsince,
+    )
+    changed = {mf.uid: mf for mf in result.changed}
+    for mf in result.changed:
+        sel.own_changes[mf.uid] = mf.modseq
+        sel.pending_flags.pop(mf.uid, None)
+    modified = set(result.modified)
+    report: dict[int, tuple[tuple[str, ...], int]] = {
+        u: (mf.flags, mf.modseq) for u, mf in changed.items()
+    }
+    if not cmd.silent:
+        rest = [u for u in uids if u not in changed and u not in modified]
+        if rest:
+            for row in await run_db(imapview.flag_rows, s.account_id, sel.mailbox_id, rest):
+                report[row.uid] = (row.flags, row.modseq)
+    out = []
+    for uid in sorted(report):
+        seq = sel.seq_of(uid)
+        if seq is None:
+            continue
+        flags_now, modseq = report[uid]
+        parts = []
+        if cmd.uid:
+            parts.append(b"UID %d" % uid)
+        if not cmd.silent:
+            parts.append(b"FLAGS " + s.flags_bytes(uid, flags_now))
+        elif not (s.condstore and uid in changed):
+            continue
+        if s.condstore:
+            parts.append(b"MODSEQ (%d)" % modseq)
+        out.append(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts)))
+    s.send(b"".join(out))
+    if modified:
+        if cmd.uid:
+            numbers = sorted(modified)
+        else:
+            numbers = sorted(q for q in (sel.seq_of(u) for u in modified) if q)
+        return ("MODIFIED " + responses.seqset(numbers).decode(), "Conditional STORE failed")
+    return None
+
+
+def _copyuid(result) -> str:
+    """COPYUID (RFC 4315 §3): both UID lists in the same order, so compress only when
+    both ascend."""
+    src, dst = result.source_uids, result.dest_uids
+    if _ascending(src) and _ascending(dst):
+        src_text, dst_text = responses.seqset(src).decode(), responses.seqset(dst).decode()
+    else:
+        src_text, dst_text = ",".join(map(str, src)), ",".join(map(str, dst))
+    return f"COPYUID {result.uidvalidity} {src_text} {dst_text}"
+
+
+def _ascending(values: list[int]) -> bool:
+    return all(a < b for a, b in zip(values, values[1:], strict=False))
+
+
+@handles(c.Copy)
+async def copy(s: Session, cmd: c.Copy) -> object:
+    """RFC 9051 §6.4.7 with COPYUID (RFC 4315 §3)."""
+    sel = s.need_selected()
+    uids = sel.resolve(cmd.seqset, uid=cmd.uid)
+    dest = s.mailbox_name(cmd.mailbox)
+    if not uids:
+        await run_db(store.lookup_mailbox, s.account_id, dest)
+        return None
+    result = await run_db(store.copy, s.account_id, sel.mailbox_id, uids, dest)
+    if not result.source_uids:
+        return None
+    return (_copyuid(result), "COPY completed")
+
+
+@handles(c.Move)
+async def move(s: Session, cmd: c.Move) -> object:
+    """RFC 6851 §3: COPYUID in an untagged OK, then EXPUNGE (or VANISHED) for the originals."""
+    sel = s.need_selected()
+    if sel.readonly:
+        raise No("Mailbox is read-only", "READ-ONLY")
+    uids = sel.resolve(cmd.seqset, uid=cmd.uid)
+    dest = s.mailbox_name(cmd.mailbox)
+    if not uids:
+        await run_db(store.lookup_mailbox, s.account_id, dest)
+        return None
+    result = await run_db(store.move, s.account_id, sel.mailbox_id, uids, dest)
+    if result.source_uids:
+        s.send(responses.status(None, b"OK", "Moved", _copyuid(result)))
+        for line in sel.remove(result.source_uids, vanished=s.qresync):
+            s.send(line)
+    return None
+
+
+@handles(c.Expunge)
+async def expunge(s: Session, cmd: c.Expunge) -> None:
+    """RFC 9051 §6.4.3; UID EXPUNGE (RFC 4315 §2.1) removes only the given UIDs."""
+    sel = s.need_selected()
+    if sel.readonly:
+        raise No("Mailbox is read-only", "READ-ONLY")
+    uids = None
+    if cmd.uids is not None:
+        uids = sel.resolve(cmd.uids, uid=True)
+        if not uids:
+            return
+    gone = await run_db(store.expunge, s.account_id, sel.mailbox_id, uids)
+    for line in sel.remove(gone, vanished=s.qresync):
+        s.send(line)
