@@ -58,7 +58,9 @@ class Command(BaseCommand):
         """Periodic jobs of the embedded set-up (Celery beat does this at scale)."""
         while True:
             jobs.enqueue(tasks.collect_orphans)
-            await asyncio.sleep(3600)
+            for _minute in range(60):
+                jobs.enqueue(tasks.sweep_queue)  # the outbound queue's due rows (SMTP)
+                await asyncio.sleep(60)
 
     def create_demo(self) -> None:
         from django.contrib.auth import get_user_model
