@@ -128,10 +128,10 @@ async def search(s: Session, cmd: c.Search) -> None:
             out += b" MIN %d" % min(numbers)
         if "MAX" in opts:
             out += b" MAX %d" % max(numbers)
-        if "ALL" in opts:
-            out += b" ALL " + responses.seqset(sorted(numbers))
     if "COUNT" in opts:
         out += b" COUNT %d" % len(numbers)
+    if numbers and "ALL" in opts:
+        out += b" ALL " + responses.seqset(sorted(numbers))
     if modseq and numbers:
         out += b" MODSEQ " + modseq.strip(b" ()").split()[-1]
     s.untagged(out)
