@@ -284,16 +284,16 @@ class Session:
     async def read_command(self) -> bytes | None:
         """Return one command's bytes, b"" after answering a command that was refused while
         being read, or None at end of input."""
-        max_literal = settings.BUZON_MAX_MESSAGE_SIZE
-        buf = CommandBuffer(
-            max_line=settings.BUZON_IMAP_MAX_LINE,
-            max_literal=max_literal,
-            max_command=max_literal + 16 * settings.BUZON_IMAP_MAX_LINE,
-        )
         try:
             line = await self.readline()
             if line is None:
                 return None
+            max_literal = settings.BUZON_MAX_MESSAGE_SIZE
+            buf = CommandBuffer(
+                max_line=settings.BUZON_IMAP_MAX_LINE,
+                max_literal=max_literal,
+                max_command=max_literal + 16 * settings.BUZON_IMAP_MAX_LINE,
+            )
             while True:
                 try:
                     request = buf.add_line(line)
