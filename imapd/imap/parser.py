@@ -213,8 +213,8 @@ class Reader:
             raise self.fail("Literal is shorter than announced")
         data = self.data[self.pos : self.pos + size]
         self.pos += size
-        if not binary and b"\x00" in data:
-            raise self.fail("NUL in a literal (use literal8)")
+        # RFC 9051 §4.3 excludes NUL from literals, but a message APPENDed with a NUL in it
+        # is stored byte-exact rather than refused (names and flags reject NUL later).
         return data, binary
 
     def string(self) -> bytes:
