@@ -36,7 +36,8 @@ def tls_files(tmp_path, settings):
 
 
 def msg(subject: str) -> bytes:
-    return f"From: bob@example.org\r\nSubject: {subject}\r\nMessage-ID: <{subject}@x>\r\n\r\n{subject} body\r\n".encode()
+    head = f"From: bob@example.org\r\nSubject: {subject}\r\nMessage-ID: <{subject}@x>\r\n"
+    return f"{head}\r\n{subject} body\r\n".encode()
 
 
 def write_config(tmp_path: Path, port: int, ca_path: Path) -> Path:
