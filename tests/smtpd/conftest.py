@@ -53,12 +53,13 @@ def dns_server(settings):
 
 
 @pytest.fixture(autouse=True)
-def _drain_jobs():
+def _drain_jobs(django_db_blocker):
     """Queue attempts run on the in-process worker; let them finish before the DB goes."""
     yield
     from mailhost import jobs
 
-    jobs.drain(10)
+    with django_db_blocker.unblock():
+        jobs.drain(10)
 
 
 def client_context(ca) -> ssl.SSLContext:
