@@ -50,7 +50,10 @@ def test_catch_all_takes_unknown_local_parts_only(alice, carol):
     assert (inbox_count(alice), inbox_count(carol)) == (1, 1)
 
 
-def test_external_alias_target_is_refused_until_the_queue_exists(alice):
+def test_external_alias_target_is_refused_without_an_outbound_queue(alice, monkeypatch):
+    from mailhost.store import delivery
+
+    monkeypatch.setattr(delivery, "_forwarder", None)
     add_alias("fwd@example.test", ["someone@elsewhere.example"])
     [result] = store.deliver(RAW, mail_from="", rcpt_to=["fwd@example.test"])
     assert (result.code, result.enhanced) == (550, "5.3.0")
@@ -80,3 +83,15 @@ def test_deliver_into_a_folder_falls_back_to_inbox(alice):
         for name in ("Junk", "INBOX")
     }
     assert counts == {"Junk": 1, "INBOX": 1}
+
+
+def test_external_alias_target_goes_to_the_installed_forwarder(alice, monkeypatch):
+    from mailhost.store import delivery
+
+    handed = []
+    monkeypatch.setattr(delivery, "_forwarder", lambda raw, sender, rcpts: handed.append(rcpts))
+    add_alias("fwd@example.test", ["someone@elsewhere.example", "alice@example.test"])
+    [result] = store.deliver(RAW, mail_from="bob@example.org", rcpt_to=["fwd@example.test"])
+    assert result.ok and result.forwarded == ["someone@elsewhere.example"]
+    assert handed == [["someone@elsewhere.example"]]
+    assert inbox_count(alice) == 1
