@@ -99,7 +99,7 @@ class DNSServer:
         self._servers = [udp, tcp]
         self.port = port
         for s in self._servers:
-            threading.Thread(target=s.serve_forever, daemon=True).start()
+            threading.Thread(target=s.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def stop(self) -> None:
