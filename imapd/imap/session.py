@@ -174,6 +174,7 @@ class Session:
         self.auth_failures = 0
         self.limiter = RateLimiter(settings.BUZON_IMAP_COMMANDS_PER_SECOND)
         self.current: c.Command | None = None
+        self.last_forced_sync = 0.0  # NOOP/CHECK ask the store at most every few seconds
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -388,15 +389,18 @@ class Session:
             return
         if force or any(e.mailbox_id == sel.mailbox_id for e in events):
             try:
-                changes = await run_db(
-                    store.changes_since, self.account_id, sel.mailbox_id, sel.highestmodseq
-                )
+                changes = await _changes_since(self.account_id, sel.mailbox_id, sel.highestmodseq)
             except store_errors.MailboxNotFound:
                 return
             new = sel.absorb(changes)
             if new and not self.rev2 and not sel.readonly:
-                first = await run_db(store.claim_recent, self.account_id, sel.mailbox_id)
-                sel.recent.update(u for u in new if u >= first)
+                # RFC 3501 §2.3.2: \Recent in one session only. Sessions of this process
+                # that learn of the same messages together leave the claim to the first.
+                key = (sel.mailbox_id, sel.info.uidvalidity)
+                if new[-1] >= _claimed.get(key, 0):
+                    _claimed[key] = new[-1] + 1
+                    first = await run_db(store.claim_recent, self.account_id, sel.mailbox_id)
+                    sel.recent.update(u for u in new if u >= first)
         self.flush_updates(expunge_ok=expunge_ok)
 
     def flush_updates(self, *, expunge_ok: bool) -> None:
@@ -434,3 +438,28 @@ class Session:
 
 class _LineTooLong(Exception):
     pass
+
+
+_inflight: dict[tuple[int, int, int], asyncio.Future] = {}
+_claimed: dict[tuple[int, int], int] = {}  # (mailbox, uidvalidity) -> \\Recent claimed below
+
+
+async def _changes_since(account_id: int, mailbox_id: int, modseq: int):
+    """store.changes_since, shared by sessions asking the same question at the same time
+    (one delivery wakes every IDLE session on that mailbox: one query, not one each)."""
+    key = (account_id, mailbox_id, modseq)
+    pending = _inflight.get(key)
+    if pending is not None:
+        return await asyncio.shield(pending)
+    future = asyncio.get_running_loop().create_future()
+    _inflight[key] = future
+    try:
+        result = await run_db(store.changes_since, account_id, mailbox_id, modseq)
+        future.set_result(result)
+        return result
+    except BaseException as e:
+        future.set_exception(e)
+        future.exception()  # retrieved: no "never retrieved" warning when nobody waits
+        raise
+    finally:
+        del _inflight[key]

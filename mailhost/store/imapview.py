@@ -16,7 +16,7 @@ from ..models import Mailbox, Message
 from . import flags as flagbits
 from .mailboxes import get as get_mailbox
 from .mailboxes import info as mailbox_info
-from .messages import _owned_box, claim_recent
+from .messages import claim_recent
 from .values import MailboxInfo
 
 IN_LIMIT = 900  # SQLite's parameter limit is 999 on old builds
@@ -87,10 +87,10 @@ class FlagRow:
 
 def flag_rows(account_id: int, mailbox_id: int, uids: Sequence[int]) -> list[FlagRow]:
     """UID, MODSEQ and flags for `uids` (ascending), in UID order."""
-    _owned_box(account_id, mailbox_id, lock=False)
     wanted = set(uids) if len(uids) < 100_000 or len(uids) != uids[-1] - uids[0] + 1 else None
     out = []
-    for qs in _uid_filter(Message.objects.filter(mailbox_id=mailbox_id), uids):
+    owned = Message.objects.filter(mailbox_id=mailbox_id, mailbox__account_id=account_id)
+    for qs in _uid_filter(owned, uids):
         for uid, modseq, bits, kw in qs.order_by("uid").values_list(
             "uid", "modseq", "flags", "keywords"
         ):
@@ -119,14 +119,14 @@ def fetch_rows(
     """Rows for FETCH: metadata always; parts JSON when `structure`; blob bytes when `raw`."""
     from . import blobs
 
-    _owned_box(account_id, mailbox_id, lock=False)
     wanted = set(uids)
     fields = ["uid", "modseq", "flags", "keywords", "internaldate", "size", "content__sha256"]
     fields += ["content__envelope", "content__body", "content__bodystructure"]
     if structure or raw:
         fields.append("content__parts")
     out = []
-    for qs in _uid_filter(Message.objects.filter(mailbox_id=mailbox_id), uids):
+    owned = Message.objects.filter(mailbox_id=mailbox_id, mailbox__account_id=account_id)
+    for qs in _uid_filter(owned, uids):
         for row in qs.order_by("uid").values(*fields):
             if row["uid"] not in wanted:
                 continue

@@ -4,6 +4,7 @@ AUTHENTICATE, ENABLE, COMPRESS."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 from django.conf import settings
 
@@ -17,6 +18,8 @@ from .. import responses
 from ..errors import Answered, Bad, Bye, No
 from ..session import Session, State, handles
 
+FORCED_SYNC_SECONDS = 5.0
+
 
 @handles(c.Capability)
 async def capability(s: Session, cmd: c.Capability) -> None:
@@ -25,9 +28,14 @@ async def capability(s: Session, cmd: c.Capability) -> None:
 
 @handles(c.Noop, c.Check)
 async def noop(s: Session, cmd: c.Command) -> None:
-    """RFC 9051 §6.1.2: NOOP is how a client polls; ask the store even without an event."""
+    """RFC 9051 §6.1.2: NOOP is how a client polls. Events say what changed; the store is
+    asked anyway every few seconds, in case an event was lost (they are best-effort)."""
     if s.selected is not None:
-        await s.report_updates(force=True)
+        now = time.monotonic()
+        force = now - s.last_forced_sync >= FORCED_SYNC_SECONDS
+        if force:
+            s.last_forced_sync = now
+        await s.report_updates(force=force)
 
 
 @handles(c.Logout)
