@@ -18,6 +18,9 @@ from mailhost import leases
 from mailhost.dbpool import run_db
 
 log = logging.getLogger(__name__)
+# A client that drops its connection and reconnects at once (curl, fetchmail after an
+# error) must not find its own previous session still holding the lock.
+WAIT_SECONDS = 1.0
 
 
 def lease_name(account_id: int) -> str:
@@ -33,8 +36,14 @@ class MaildropLock:
         self.lost = False
         self._renewer: asyncio.Task | None = None
 
-    async def acquire(self) -> bool:
-        self.held = await run_db(leases.acquire, self.name, self.owner, self.seconds)
+    async def acquire(self, wait: float = WAIT_SECONDS) -> bool:
+        """Take the lock, waiting up to `wait` seconds for a session that is ending."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            self.held = await run_db(leases.acquire, self.name, self.owner, self.seconds)
+            if self.held or asyncio.get_running_loop().time() >= deadline:
+                break
+            await asyncio.sleep(0.1)
         if self.held:
             self._renewer = asyncio.create_task(self._renew_forever())
         return self.held

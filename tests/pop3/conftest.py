@@ -42,7 +42,8 @@ def tls_ca(tmp_path, settings):
     from mailhost import tls
 
     ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
+    # fetchmail insists on a CommonName in the leaf, not only subjectAltName.
+    cert = ca.issue_cert("127.0.0.1", "localhost", common_name="localhost")
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert.cert_chain_pems[0].write_to_path(cert_path)
     for pem in cert.cert_chain_pems[1:]:
