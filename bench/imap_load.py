@@ -92,9 +92,12 @@ class Client:
 
 
 def start_server(env: dict) -> tuple[subprocess.Popen, int]:
+    # BENCH_PROFILE=/path: run the server under cProfile and write its stats there.
+    profile = ["-m", "cProfile", "-o", env["BENCH_PROFILE"]] if env.get("BENCH_PROFILE") else []
     proc = subprocess.Popen(
         [
             sys.executable,
+            *profile,
             str(REPO / "manage.py"),
             "imapd",
             "--imap-port",
@@ -344,8 +347,12 @@ def main() -> None:
     sampler.start()
     try:
         t0 = time.perf_counter()
+        cpu0 = sum(sampler.process.cpu_times()[:2])
+        client_cpu0 = time.process_time()
         lat = asyncio.run(run_load(port, addresses, args.seconds))
         elapsed = time.perf_counter() - t0
+        server_cpu = (sum(sampler.process.cpu_times()[:2]) - cpu0) / elapsed * 100
+        client_cpu = (time.process_time() - client_cpu0) / elapsed * 100
         total = sum(len(v) for v in lat.values())
         rows = []
         for name, _ in MIX:
@@ -354,7 +361,8 @@ def main() -> None:
         print()
         print(table(
             f"IMAP mix, {args.clients} clients, {elapsed:.0f}s, {db}: {total / elapsed:,.0f} "
-            f"commands/s, server peak RSS {sampler.peak / 2**20:.0f} MB",
+            f"commands/s, server peak RSS {sampler.peak / 2**20:.0f} MB, server CPU "
+            f"{server_cpu:.0f}%, load-generator CPU {client_cpu:.0f}%",
             ["command", "count", "p50 ms", "p99 ms"],
             rows,
         ))  # fmt: skip

@@ -441,7 +441,7 @@ class _LineTooLong(Exception):
 
 
 _inflight: dict[tuple[int, int, int], asyncio.Future] = {}
-_claimed: dict[tuple[int, int], int] = {}  # (mailbox, uidvalidity) -> \\Recent claimed below
+_claimed: dict[tuple[int, int], int] = {}  # (mailbox, uidvalidity) -> \Recent claimed below
 
 
 async def _changes_since(account_id: int, mailbox_id: int, modseq: int):
