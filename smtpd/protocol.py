@@ -222,8 +222,12 @@ class BuzonSMTP(SMTP):
         size = 0
         too_big = too_long = bare = False
         continuing = False  # the previous read was the head of an over-long line
+        rearmed = 0.0
         while self.transport is not None:
-            self._reset_timeout(self.data_timeout)  # RFC 5321 §4.5.3.2.5: per data block
+            now = self.loop.time()
+            if now - rearmed > 1.0:  # RFC 5321 §4.5.3.2.5: the timeout runs per data block
+                self._reset_timeout(self.data_timeout)
+                rearmed = now
             try:
                 line = await self._reader.readuntil(b"\r\n")
             except asyncio.LimitOverrunError as e:
