@@ -221,7 +221,7 @@ def main() -> None:
     try:
         for size_text in args.size.split(","):
             size = parse_size(size_text)
-            messages = args.messages or (200 if size <= 64 * 1024 else 20)
+            messages = args.messages or (500 if size <= 64 * 1024 else 30)
             if args.clients * messages * size > MAX_TOTAL_BYTES:
                 raise SystemExit("that is more than 2 GiB of mail; lower --messages")
             for tls in (False, True) if args.tls else (False,):
