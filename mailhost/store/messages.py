@@ -243,30 +243,66 @@ class AppendItem:
 def append_many(
     account_id: int, mailbox: str, items: Sequence[AppendItem], *, if_absent: bool = False
 ) -> list[Appended | None]:
-    """Append several messages in one transaction (import): same rules as `append`."""
+    """Append several messages in one transaction (import): same rules as `append`.
+
+    The batch is written in a handful of statements whatever its size: one quota
+    reservation, one UID range, one content upsert per 200 distinct blobs, one bulk insert,
+    and one event.
+    """
     preps = [prepare(item.raw) for item in items]
-    results: list[Appended | None] = []
+    results: list[Appended | None] = [None] * len(items)
     with tx.write():
         box = get_mailbox(account_id, mailbox, lock=True)
         present: set[str] = set()
         if if_absent:
-            present = set(
-                Message.objects.filter(
-                    mailbox=box, content__sha256__in=[p.sha256 for p in preps]
-                ).values_list("content__sha256", flat=True)
-            )
-        check_quota(
-            account_id,
-            sum(len(p.raw) for p in preps if p.sha256 not in present),
-            permanent=True,
-        )
-        for item, prep in zip(items, preps, strict=True):
+            shas = list({p.sha256 for p in preps})
+            for k in range(0, len(shas), 500):
+                present.update(
+                    Message.objects.filter(
+                        mailbox=box, content__sha256__in=shas[k : k + 500]
+                    ).values_list("content__sha256", flat=True)
+                )
+        todo: list[int] = []
+        for n, prep in enumerate(preps):
             if prep.sha256 in present:
-                results.append(None)
                 continue
-            present.add(prep.sha256) if if_absent else None
-            msg = insert_prepared(box, prep, flags=item.flags, internaldate=item.internaldate)
-            results.append(Appended(box.id, box.uidvalidity, msg.uid, msg.modseq))
+            if if_absent:
+                present.add(prep.sha256)
+            todo.append(n)
+        if not todo:
+            return results
+        _reserve(account_id, sum(len(preps[n].raw) for n in todo), permanent=True)
+        refs: dict[str, int] = {}
+        first: dict[str, Prepared] = {}
+        for n in todo:
+            refs[preps[n].sha256] = refs.get(preps[n].sha256, 0) + 1
+            first.setdefault(preps[n].sha256, preps[n])
+        ids = sql.upsert_contents(
+            [(_content_fields(prep), refs[sha]) for sha, prep in first.items()]
+        )
+        for sha, prep in first.items():
+            if not blobs.exists(sha):  # collected between prepare() and the upsert
+                blobs.put(prep.raw, sha)
+        uid, modseq = _allocate(box, len(todo))
+        now = timezone.now()
+        rows = []
+        for offset, n in enumerate(todo):
+            bits, keywords = clean_flags(items[n].flags)
+            rows.append(
+                Message(
+                    mailbox=box,
+                    uid=uid + offset,
+                    modseq=modseq,
+                    flags=bits,
+                    keywords=keywords,
+                    internaldate=items[n].internaldate or now,
+                    size=len(preps[n].raw),
+                    content_id=ids[preps[n].sha256],
+                )
+            )
+            results[n] = Appended(box.id, box.uidvalidity, uid + offset, modseq)
+        Message.objects.bulk_create(rows, batch_size=500)
+        publish_on_commit(MailboxEvent(account_id, box.id, "added", [r.uid for r in rows], modseq))
     return results
 
 

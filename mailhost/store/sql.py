@@ -79,21 +79,35 @@ def insert_message(
 
 def upsert_content(fields: dict, refs: int) -> int:
     """INSERT a Content row, or add `refs` references to the existing one; return its id."""
+    return upsert_contents([(fields, refs)])[fields["sha256"]]
+
+
+def upsert_contents(rows: list[tuple[dict, int]]) -> dict[str, int]:
+    """Upsert Content rows (distinct sha256 each) with their reference counts; return
+    {sha256: id}. Multi-row INSERT ... ON CONFLICT DO UPDATE ... RETURNING, 200 rows a time."""
     from ..models import Content
 
-    fields = {**fields, "refcount": refs, "orphaned_at": None}
+    if not rows:
+        return {}
     table = _t(Content)
-    cols = list(fields)
-    values = [
-        Content._meta.get_field(name).get_db_prep_save(fields[name], connection) for name in cols
-    ]
+    cols = [*rows[0][0], "refcount", "orphaned_at"]
+    fields = [Content._meta.get_field(name) for name in cols]
     quoted = ", ".join(connection.ops.quote_name(c) for c in cols)
-    marks = ", ".join(["%s"] * len(cols))
-    statement = (
-        f"INSERT INTO {table} ({quoted}) VALUES ({marks}) "
-        f"ON CONFLICT (sha256) DO UPDATE SET refcount = {table}.refcount + %s, "
-        "orphaned_at = NULL RETURNING id"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(statement, [*values, refs])
-        return cursor.fetchone()[0]
+    ids: dict[str, int] = {}
+    for k in range(0, len(rows), 200):
+        chunk = rows[k : k + 200]
+        params: list = []
+        for values, refs in chunk:
+            row = {**values, "refcount": refs, "orphaned_at": None}
+            params.extend(f.get_db_prep_save(row[f.name], connection) for f in fields)
+        marks = ", ".join(["(" + ", ".join(["%s"] * len(cols)) + ")"] * len(chunk))
+        statement = (
+            f"INSERT INTO {table} ({quoted}) VALUES {marks} "
+            f"ON CONFLICT (sha256) DO UPDATE SET refcount = {table}.refcount + excluded.refcount, "
+            "orphaned_at = NULL RETURNING id, sha256"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(statement, params)
+            for content_id, sha in cursor.fetchall():
+                ids[sha] = content_id
+    return ids
