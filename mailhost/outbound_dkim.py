@@ -110,7 +110,8 @@ def txt_record(key: DkimKey) -> str:
 
 def from_domain(raw: bytes) -> str:
     """The domain of the (first) From: address, or ""."""
-    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    end = raw.find(b"\r\n\r\n")
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw if end < 0 else raw[: end + 4])
     values = [str(v) for v in headers.get_all("From", [])]
     for _name, address in getaddresses(values):
         if "@" in address:

@@ -92,11 +92,9 @@ class SMTPHandler(SaslHooks):
         mail_from = policy.envelope_address(envelope.mail_from)
         account = getattr(session, "account", None)
         tls = ""
-        if server.secure and session.ssl:
-            cipher = session.ssl.get("cipher") if isinstance(session.ssl, dict) else None
+        if server.secure:
+            cipher = server.transport.get_extra_info("cipher") if server.transport else None
             tls = f"{cipher[1]} {cipher[0]}" if cipher else "TLS"
-        elif server.secure:
-            tls = "TLS"
         queue_id = headers.new_id()
         received = headers.received(
             helo=session.host_name or "",

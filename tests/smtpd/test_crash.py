@@ -126,3 +126,30 @@ def test_sigkill_loses_no_acknowledged_or_queued_message(
     sent = b"\n".join(m.content for m in remote_mx.messages)
     missing = [m for m in acked_out if m.encode() not in sent]
     assert missing == [], (missing, sorted(queued))
+
+
+def test_smtpd_command_serves_every_listener_and_stops_on_sigterm(settings, alice, tls_client):
+    """`manage.py smtpd`: MX, submission, submissions and LMTP, then a clean SIGTERM."""
+    proc = popen_manage(
+        "smtpd", "--smtp-port", "auto", "--submission-port", "auto",
+        "--submissions-port", "auto", "--lmtp-port", "auto",
+        BUZON_TLS_CERT=settings.BUZON_TLS_CERT, BUZON_TLS_KEY=settings.BUZON_TLS_KEY,
+        BUZON_DNS_SERVERS=settings.BUZON_DNS_SERVERS,
+    )  # fmt: skip
+    try:
+        ports = read_ports(proc, {"smtp", "submission", "submissions", "lmtp"})
+        with smtplib.SMTP("127.0.0.1", ports["smtp"], timeout=10) as c:
+            assert c.ehlo("x")[0] == 250
+        with smtplib.SMTP("127.0.0.1", ports["submission"], timeout=10) as c:
+            c.starttls(context=tls_client)
+            c.login("alice@example.test", PASSWORD)
+        with smtplib.SMTP_SSL(
+            "127.0.0.1", ports["submissions"], timeout=10, context=tls_client
+        ) as c:
+            c.login("alice@example.test", PASSWORD)
+        with smtplib.LMTP("127.0.0.1", ports["lmtp"], timeout=10) as c:
+            assert c.ehlo("x")[0] == 250  # smtplib.LMTP sends LHLO
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0].decode()
+    assert proc.returncode == 0, out

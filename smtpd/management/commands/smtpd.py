@@ -19,9 +19,7 @@ class Command(BaseCommand):
             ("lmtp", settings.BUZON_LMTP_PORT),
         ]:
             parser.add_argument(f"--{name}-port", default=default, help="'auto' = any, 0 = off")
-        parser.add_argument(
-            "--no-queue", action="store_true", help="do not run the outbound queue here"
-        )
+        parser.add_argument("--no-queue", action="store_true", help="no periodic queue sweep here")
 
     def handle(self, *, bind, smtp_port, submission_port, submissions_port, lmtp_port, **options):
         tls.ensure_certificate()
