@@ -30,7 +30,7 @@ def received(
     """A Received field; `for` only with one recipient (others stay private)."""
     host = settings.BUZON_HOSTNAME
     lines = [f"Received: from {policy.printable(helo) or 'unknown'} ([{ip}])"]
-    by = f"\tby {host} (Buzón) with {protocol} id {queue_id}"
+    by = f"\tby {host} (Buzon) with {protocol} id {queue_id}"
     if tls:
         by += f" ({policy.printable(tls, 100)})"
     lines.append(by)
