@@ -63,6 +63,14 @@ class MaildropLock:
                 self.lost = True
                 return
 
+    async def confirm(self) -> bool:
+        """Renew now and say whether this session still holds the lock (before UPDATE)."""
+        if self.lost or not self.held:
+            return False
+        if not await run_db(leases.renew, self.name, self.owner, self.seconds):
+            self.lost = True
+        return not self.lost
+
     async def release(self) -> None:
         if self._renewer is not None:
             self._renewer.cancel()

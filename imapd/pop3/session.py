@@ -296,7 +296,7 @@ class Session:
         drop, lock = self.drop, self.lock
         assert drop is not None and lock is not None
         uids = drop.deleted_uids()
-        if uids and lock.lost:
+        if uids and not await lock.confirm():
             await lock.release()
             raise Err("The maildrop lock was lost; nothing was deleted", IN_USE)
         removed = 0
