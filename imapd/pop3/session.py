@@ -10,6 +10,7 @@ import asyncio
 import enum
 import logging
 import ssl
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import BinaryIO
 
@@ -59,7 +60,7 @@ MECHANISMS = ("PLAIN",)
 
 # Exceptions nobody expected: logged, answered with -ERR, and kept here so a test fails
 # even when the client never noticed.
-unhandled_errors: list[BaseException] = []
+unhandled_errors: deque[BaseException] = deque(maxlen=100)
 
 
 class State(enum.Enum):
@@ -119,9 +120,9 @@ class Session:
                 if line is None:
                     break
                 await self.execute_line(line)
-                if not self.conn.has_buffered_input():  # PIPELINING: one flush per batch
-                    await self.conn.drain()
-            await self.conn.drain()
+                # PIPELINING: replies go out as they are written; drain only waits when the
+                # client does not read, so a flood of pipelined commands stays bounded.
+                await self.conn.drain()
         finally:
             await self.end()
 
@@ -263,7 +264,7 @@ class Session:
             await self._failed()
         assert account is not None
         await self.open_maildrop(account)
-        self.send(f"+OK {account.address} has {len(self.drop.items)} messages")
+        self.send(f"+OK Logged in; {len(self.drop.items)} messages")  # ASCII, whatever the name
 
     async def open_maildrop(self, account: AccountRef) -> None:
         """Check LOGIN-DELAY, take the lock (RFC 1939 §8), snapshot INBOX: TRANSACTION."""
