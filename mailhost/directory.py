@@ -82,14 +82,23 @@ def add_alias(source: str, destinations: Iterable[str]) -> Alias:
 
 
 def owned_addresses(account_id: int) -> set[str]:
-    """The account's own address and every alias that delivers to it (submission check)."""
-    from .store.delivery import resolve
+    """The account's own address and every alias that delivers to it (submission check).
 
+    Walks aliases backwards from the address, so the cost follows the aliases that lead to
+    this account, not the number of aliases on the server. A catch-all is never "owned":
+    it would let the account send as anyone in the domain.
+    """
     account = Account.objects.get(id=account_id)
     owned = {account.address}
-    for source in Alias.objects.filter(active=True).values_list("source", flat=True):
-        if source.startswith("@"):
-            continue
-        if account_id in resolve(source).accounts:
-            owned.add(source)
+    frontier = {account.address}
+    for _depth in range(10):
+        sources = set(
+            AliasTarget.objects.filter(address__in=frontier, alias__active=True).values_list(
+                "alias__source", flat=True
+            )
+        )
+        frontier = {s for s in sources if not s.startswith("@")} - owned
+        if not frontier:
+            break
+        owned |= frontier
     return owned

@@ -20,6 +20,7 @@ from .values import Delivered, RecipientResult
 
 log = logging.getLogger(__name__)
 MAX_ALIAS_DEPTH = 10
+LOCAL_ERROR = "Local error in processing; try again later"
 
 # The outbound queue installs itself here (smtpd); until then external targets are refused.
 Forwarder = Callable[[bytes, str, list[str]], None]
@@ -124,54 +125,57 @@ def deliver(
             )
         else:
             plans.append((rcpt, res))
-    per_account = _deliver_accounts(
-        prep, {a for _, p in plans if isinstance(p, Resolution) for a in p.accounts}, folder
-    )
+    accounts = {a for _, p in plans if isinstance(p, Resolution) for a in p.accounts}
+    external = sorted({t for _, p in plans if isinstance(p, Resolution) for t in p.external})
+    try:
+        with tx.write():
+            per_account = _deliver_accounts(prep, accounts, folder)
+            if external and _forwarder is not None:
+                # In the same transaction as the local copies: a failure to queue the
+                # forward rolls everything back, so a retry by the client duplicates nothing.
+                _forwarder(prep.raw, mail_from, external)
+    except Exception:
+        log.exception("delivery to %s failed", ", ".join(rcpts))
+        return [
+            p if isinstance(p, RecipientResult) else RecipientResult(r, 451, "4.3.0", LOCAL_ERROR)
+            for r, p in plans
+        ]
     results = []
     for rcpt, plan in plans:
         if isinstance(plan, RecipientResult):
             results.append(plan)
             continue
-        results.append(_outcome(rcpt, plan, per_account, prep, mail_from))
+        results.append(_outcome(rcpt, plan, per_account))
     return results
 
 
 def _outcome(
-    rcpt: str,
-    plan: Resolution,
-    per_account: dict[int, Delivered | StoreError],
-    prep: Prepared,
-    mail_from: str,
+    rcpt: str, plan: Resolution, per_account: dict[int, Delivered | StoreError]
 ) -> RecipientResult:
     delivered = [d for a in plan.accounts if isinstance(d := per_account[a], Delivered)]
     errors = [e for a in plan.accounts if isinstance(e := per_account[a], StoreError)]
-    if errors and not delivered:
+    if errors and not delivered and not plan.external:
         err = errors[0]
         if isinstance(err, OverQuota):
             if err.permanent:
                 return RecipientResult(rcpt, 552, "5.2.2", str(err))
             return RecipientResult(rcpt, 452, "4.2.2", str(err))
         return RecipientResult(rcpt, 451, "4.3.0", str(err))
-    forwarded = sorted(plan.external)
-    if forwarded and _forwarder is not None:
-        _forwarder(prep.raw, mail_from, forwarded)
     return RecipientResult(
-        rcpt, 250, "2.0.0", "Delivered", delivered=delivered, forwarded=forwarded
+        rcpt, 250, "2.0.0", "Delivered", delivered=delivered, forwarded=sorted(plan.external)
     )
 
 
 def _deliver_accounts(
     prep: Prepared, account_ids: set[int], folder: str
 ) -> dict[int, Delivered | StoreError]:
-    """One transaction for all accounts; an account over quota does not stop the others."""
+    """Deliver to each account inside the caller's transaction; an account over quota does
+    not stop the others."""
     outcome: dict[int, Delivered | StoreError] = {}
-    if not account_ids:
-        return outcome
-    with tx.write():
-        for account_id in sorted(account_ids):  # a fixed order: no lock-order deadlocks
-            try:
-                mailbox_id, uid = deliver_prepared(account_id, folder, prep)
-                outcome[account_id] = Delivered(account_id, mailbox_id, uid)
-            except StoreError as e:
-                outcome[account_id] = e
+    for account_id in sorted(account_ids):  # a fixed order: no lock-order deadlocks
+        try:
+            mailbox_id, uid = deliver_prepared(account_id, folder, prep)
+            outcome[account_id] = Delivered(account_id, mailbox_id, uid)
+        except StoreError as e:
+            outcome[account_id] = e
     return outcome

@@ -197,12 +197,14 @@ def deliver_prepared(account_id: int, folder: str, prep: Prepared) -> tuple[int,
     Returns (mailbox id, uid). Quota follows BUZON_QUOTA_PERMANENT. Runs inside the caller's
     write transaction, in four statements: quota, UID, content, message.
     """
-    _reserve(account_id, len(prep.raw), permanent=None)
+    # UID first: when the quota check then fails, nothing but an unused UID is left behind
+    # (UIDs need only ascend, RFC 3501 §2.3.1.1), and the caller's other accounts go on.
     alloc = sql.allocate_uid(account_id, folder)
     if alloc is None and folder != "INBOX":
         alloc = sql.allocate_uid(account_id, "INBOX")
     if alloc is None:
         raise MailboxNotFound("The account has no INBOX")
+    _reserve(account_id, len(prep.raw), permanent=None)
     mailbox_id, _uidvalidity, uid, modseq = alloc
     content_id = _content_row(prep, 1)
     sql.insert_message(mailbox_id, uid, modseq, 0, "", timezone.now(), len(prep.raw), content_id)
