@@ -1,8 +1,12 @@
 """Bad input over a raw socket: each gets -ERR and the session goes on (ARCHITECTURE)."""
 
+import socket
+
 import pytest
 
+from imapd.pop3.server import start_pop3
 from tests.conftest import PASSWORD
+from tests.servers import start_in_thread
 
 from .conftest import ALICE, make_message, put
 
@@ -86,9 +90,6 @@ def test_bare_lf_line_ends_are_accepted(raw):
 
 def test_plaintext_pipelined_after_stls_is_discarded(raw, client_context):
     """RFC 2595 §4 / RFC 3207-style injection: bytes sent with STLS are not executed."""
-    import socket
-    import ssl
-
     c = raw()
     c.send(b"STLS\r\nCAPA\r\n")
     assert c.line().startswith(b"+OK Begin TLS")
@@ -99,15 +100,10 @@ def test_plaintext_pipelined_after_stls_is_discarded(raw, client_context):
     # Only the NOOP is answered: the CAPA sent in plaintext was dropped, not run.
     assert reply.startswith(b"-ERR NOOP is not allowed before login")
     tls_sock.close()
-    assert socket and ssl
 
 
 def test_connection_cap_per_ip(pop3_server, settings):
-    import socket
-
     settings.BUZON_POP3_CONNECTIONS_PER_IP = 2
-    from imapd.pop3.server import start_pop3
-    from tests.servers import start_in_thread
 
     capped = start_in_thread(start_pop3)
     try:
@@ -119,3 +115,15 @@ def test_connection_cap_per_ip(pop3_server, settings):
             s.close()
     finally:
         capped.stop()
+
+
+def test_a_flood_of_pipelined_commands_is_answered_in_order(raw):
+    """RFC 2449 §6.6: replies in order; a client that writes without reading only fills
+    its socket buffers (the server waits on drain), then reads every reply."""
+    c = raw()
+    c.send(b"CAPA\r\nBOGUS\r\n" * 3000 + b"QUIT\r\n")
+    for _ in range(3000):
+        assert c.line().startswith(b"+OK Capability")
+        c.multiline()
+        assert c.line().startswith(b"-ERR Unknown command")
+    assert c.line() == b"+OK Bye\r\n"
