@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from mailhost.mail import imapfmt
-
-from . import utf7
+from mailhost.mail import imapfmt, utf7
 
 MONTHS = [
     b"Jan",

@@ -20,12 +20,13 @@ from django.conf import settings
 
 from mailhost import store
 from mailhost.dbpool import run_db
+from mailhost.mail import utf7
 from mailhost.store import errors as store_errors
 from mailhost.store import names
 from mailhost.store.values import AccountRef
 
 from . import commands as c
-from . import responses, utf7
+from . import responses
 from .errors import Answered, Bad, Bye, ImapError, No
 from .parser import CommandBuffer, CommandTooLarge, ParseError, literal_request, parse_command
 from .selected import Selected

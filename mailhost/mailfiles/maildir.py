@@ -17,8 +17,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import os
 import socket
 import stat
@@ -27,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ..mail import utf7
 from . import Folder, Problem, Record
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -48,53 +47,13 @@ MAX_KEYWORD_LETTERS = 26
 
 
 def mutf7_encode(text: str, also: str = "") -> str:
-    """Encode `text`; characters in `also` are base64-encoded although printable."""
-    out: list[str] = []
-    run: list[str] = []
-
-    def flush() -> None:
-        if run:
-            data = base64.b64encode("".join(run).encode("utf-16-be")).decode("ascii")
-            out.append("&" + data.rstrip("=").replace("/", ",") + "-")
-            run.clear()
-
-    for ch in text:
-        if " " <= ch <= "~" and ch not in also:
-            flush()
-            out.append("&-" if ch == "&" else ch)
-        else:
-            run.append(ch)
-    flush()
-    return "".join(out)
+    """Modified UTF-7 (RFC 3501 §5.1.3) as Dovecot writes Maildir++ folder names."""
+    return utf7.encode(text, also=also)
 
 
 def mutf7_decode(text: str) -> str:
     """Decode modified UTF-7; raise ValueError when `text` is not valid."""
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch != "&":
-            out.append(ch)
-            i += 1
-            continue
-        end = text.find("-", i + 1)
-        if end < 0:
-            raise ValueError("unterminated &... sequence")
-        if end == i + 1:
-            out.append("&")
-        else:
-            data = text[i + 1 : end].replace(",", "/")
-            try:
-                out.append(
-                    base64.b64decode(data + "=" * (-len(data) % 4), validate=True).decode(
-                        "utf-16-be"
-                    )
-                )
-            except (binascii.Error, UnicodeDecodeError) as e:
-                raise ValueError(str(e)) from e
-        i = end + 1
-    return "".join(out)
+    return utf7.decode(text, strict=False)
 
 
 def folder_name(dirname: str) -> str:

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from imapd.imap import commands as c
-from imapd.imap import utf7
 from imapd.imap.parser import (
     CommandBuffer,
     CommandTooLarge,
@@ -18,6 +17,7 @@ from imapd.imap.parser import (
     literal_request,
     parse_command,
 )
+from mailhost.mail import utf7
 
 
 @pytest.mark.parametrize(

@@ -205,7 +205,7 @@ async def list_(s: Session, cmd: c.List) -> None:
         except UnicodeDecodeError as e:
             raise Bad("Pattern is not UTF-8") from e
         if not s.utf8 and "&" in text:
-            from .. import utf7
+            from mailhost.mail import utf7
 
             try:
                 text = utf7.decode(text)

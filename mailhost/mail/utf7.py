@@ -10,8 +10,12 @@ class InvalidUtf7(ValueError):
     """The name is not valid modified UTF-7."""
 
 
-def encode(name: str) -> str:
-    """Return `name` in modified UTF-7: printable ASCII as is, `&` as `&-`, the rest in `&...-`."""
+def encode(name: str, also: str = "") -> str:
+    """Return `name` in modified UTF-7: printable ASCII as is, `&` as `&-`, the rest in `&...-`.
+
+    Characters in `also` are base64-encoded although printable (Maildir++ encodes `.`, its
+    hierarchy separator, that way).
+    """
     out: list[str] = []
     pending: list[str] = []
 
@@ -22,7 +26,7 @@ def encode(name: str) -> str:
             pending.clear()
 
     for ch in name:
-        if 0x20 <= ord(ch) <= 0x7E:
+        if 0x20 <= ord(ch) <= 0x7E and ch not in also:
             flush()
             out.append("&-" if ch == "&" else ch)
         else:
@@ -31,8 +35,11 @@ def encode(name: str) -> str:
     return "".join(out)
 
 
-def decode(text: str) -> str:
-    """Return the Unicode name for modified UTF-7 `text`; raise InvalidUtf7 when malformed."""
+def decode(text: str, *, strict: bool = True) -> str:
+    """Return the Unicode name for modified UTF-7 `text`; raise InvalidUtf7 when malformed.
+
+    `strict=False` accepts printable ASCII inside a base64 run (Maildir++ writes `.` so).
+    """
     out: list[str] = []
     i, n = 0, len(text)
     while i < n:
@@ -58,7 +65,9 @@ def decode(text: str) -> str:
             except (binascii.Error, UnicodeDecodeError, ValueError) as e:
                 raise InvalidUtf7("bad base64 run") from e
             # RFC 3501 §5.1.3: printable ASCII must not be encoded; the run must be canonical.
-            if any(0x20 <= ord(c) <= 0x7E for c in decoded) or encode(decoded) != "&" + chunk + "-":
+            if strict and (
+                any(0x20 <= ord(c) <= 0x7E for c in decoded) or encode(decoded) != "&" + chunk + "-"
+            ):
                 raise InvalidUtf7("non-canonical modified UTF-7")
             out.append(decoded)
         i = end + 1
