@@ -10,7 +10,7 @@ import importlib
 from .daemon import ListenerSpec
 
 # The SMTP, IMAP and POP3 issues add their modules here as they land.
-MODULES = ["smtpd.server", "imapd.imap.server"]
+MODULES = ["smtpd.server", "imapd.imap.server", "imapd.pop3.server"]
 
 
 def all_specs(host: str, port_overrides: dict | None = None) -> list[ListenerSpec]:

@@ -7,12 +7,11 @@ before the row that refers to it commits, and removed once no queued message nee
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 
 from django.conf import settings
+
+from .store import blobs
 
 
 def root() -> Path:
@@ -25,28 +24,10 @@ def path(sha256: str) -> Path:
 
 def put(raw: bytes) -> str:
     """Write `raw` durably (once per content); return its SHA-256."""
-    sha = hashlib.sha256(raw).hexdigest()
+    sha = blobs.digest(raw)
     target = path(sha)
-    if target.exists():
-        return sha
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    try:
-        view = memoryview(raw)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException:
-        os.close(fd)
-        os.unlink(tmp)
-        raise
-    os.close(fd)
-    os.replace(tmp, target)
-    dfd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    if not target.exists():
+        blobs.write_durably(target, raw)
     return sha
 
 

@@ -34,7 +34,17 @@ def test_runmail_first_start_serves_and_stops_cleanly(data_dir):
         text = "".join(out)
         password = re.search(r"demo@example\.test\s+password (\S+)", text).group(1)
         ports = dict(re.findall(r"^(\w+) listening on 127\.0\.0\.1:(\d+)", text, re.M))
-        assert {"lmtp", "web", "imap", "imaps"} <= set(ports)
+        assert {
+            "smtp",
+            "submission",
+            "submissions",
+            "lmtp",
+            "imap",
+            "imaps",
+            "pop3",
+            "pop3s",
+            "web",
+        } <= set(ports)
         with urllib.request.urlopen(f"http://127.0.0.1:{ports['web']}/healthz", timeout=10) as r:
             health = json.load(r)
         assert health["ok"] and health["database"]["ok"] and health["data_dir"]["ok"]

@@ -40,23 +40,16 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def put(raw: bytes, sha256: str | None = None) -> str:
-    """Write `raw` durably unless a blob with its digest is already there; return the digest."""
-    sha256 = sha256 or digest(raw)
-    target = path(sha256)
-    if target.exists():
-        return sha256
+def write_durably(target: Path, raw: bytes) -> None:
+    """Write `raw` to `target` so that it is whole on disk when this returns: a temporary
+    file, fsync, rename, directory fsync. Readers never see a half-written file."""
     directory = target.parent
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        pass
+    directory.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
     try:
         view = memoryview(raw)
         while view:
-            written = os.write(fd, view)
-            view = view[written:]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     except BaseException:
         os.close(fd)
@@ -65,6 +58,14 @@ def put(raw: bytes, sha256: str | None = None) -> str:
     os.close(fd)
     os.replace(tmp, target)
     _fsync_dir(directory)
+
+
+def put(raw: bytes, sha256: str | None = None) -> str:
+    """Write `raw` durably unless a blob with its digest is already there; return the digest."""
+    sha256 = sha256 or digest(raw)
+    target = path(sha256)
+    if not target.exists():
+        write_durably(target, raw)
     return sha256
 
 
