@@ -345,6 +345,17 @@ def main() -> None:
     proc, port = start_server(env)
     sampler = RssSampler(proc.pid)
     sampler.start()
+    spy = None
+    if env.get("BENCH_PYSPY"):
+        # BENCH_PYSPY=/path (.svg flame graph, or .txt for collapsed stacks): sample every
+        # thread of the server with py-spy (pip install py-spy) during the mix.
+        out = env["BENCH_PYSPY"]
+        fmt = ["--format", "raw"] if out.endswith(".txt") else []
+        spy = subprocess.Popen(
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--threads", *os.environ.get("BENCH_PYSPY_OPTS", "--idle").split(),
+             "--pid", str(proc.pid), "--duration", str(int(args.seconds)), "-o", out, *fmt],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
     try:
         t0 = time.perf_counter()
         cpu0 = sum(sampler.process.cpu_times()[:2])
@@ -366,6 +377,8 @@ def main() -> None:
             ["command", "count", "p50 ms", "p99 ms"],
             rows,
         ))  # fmt: skip
+        if spy is not None:
+            spy.wait(timeout=60)
         if not args.skip_big:
             print(f"\npopulating a {args.big:,}-message mailbox...")
             big = populate_big(args.big)

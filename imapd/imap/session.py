@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from django.conf import settings
 
 from mailhost import store
-from mailhost.dbpool import run_db
+from mailhost.dbpool import run_db, run_db_write
 from mailhost.mail import utf7
 from mailhost.store import errors as store_errors
 from mailhost.store import names
@@ -400,7 +400,7 @@ class Session:
                 key = (sel.mailbox_id, sel.info.uidvalidity)
                 if new[-1] >= _claimed.get(key, 0):
                     _claimed[key] = new[-1] + 1
-                    first = await run_db(store.claim_recent, self.account_id, sel.mailbox_id)
+                    first = await run_db_write(store.claim_recent, self.account_id, sel.mailbox_id)
                     sel.recent.update(u for u in new if u >= first)
         self.flush_updates(expunge_ok=expunge_ok)
 

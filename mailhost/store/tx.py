@@ -10,7 +10,7 @@ needs none of this: row locks serialise only writers of the same mailbox.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from django.db import connection, transaction
@@ -27,3 +27,28 @@ def write() -> Iterator[None]:
     else:
         with transaction.atomic():
             yield
+
+
+def write_batch(calls: list[Callable[[], object]]) -> list[tuple[bool, object]]:
+    """Run several writers in one SQLite transaction: group commit.
+
+    Each call runs in its own savepoint (its `tx.write()` nests), so one that raises is
+    rolled back alone and gets its exception; the others commit together, with one fsync
+    instead of one each. Returns (ok, value or exception) per call, only after the commit:
+    nothing is reported done before it is durable. If the commit itself fails, every call
+    gets that error. Events (`publish_on_commit`) go out after the commit, as usual.
+    """
+    results: list[tuple[bool, object]] = []
+    try:
+        with _sqlite_writer, transaction.atomic():
+            for call in calls:
+                try:
+                    with transaction.atomic():
+                        results.append((True, call()))
+                except Exception as e:
+                    results.append((False, e))
+            if connection.needs_rollback:  # a savepoint could not be rolled back
+                raise transaction.TransactionManagementError("write batch rolled back")
+    except Exception as e:
+        return [(False, e)] * len(calls)
+    return results

@@ -8,7 +8,7 @@ import re
 from django.conf import settings
 
 from mailhost import store
-from mailhost.dbpool import run_db
+from mailhost.dbpool import run_db, run_db_write
 from mailhost.store import imapview
 from mailhost.store.names import DELIMITER
 from mailhost.store.values import MailboxInfo, MailboxStatus
@@ -112,7 +112,7 @@ async def close(s: Session, cmd: c.Close) -> None:
     """RFC 9051 §6.4.1: expunge silently (unless read-only) and leave the selected state."""
     sel = s.need_selected()
     if not sel.readonly:
-        await run_db(store.expunge, s.account_id, sel.mailbox_id)
+        await run_db_write(store.expunge, s.account_id, sel.mailbox_id)
     _close_selected(s)
 
 
@@ -138,13 +138,13 @@ async def create(s: Session, cmd: c.Create) -> None:
         use = canon[cmd.special_use[0].lower()]
     if name.upper() == "INBOX":
         raise No("INBOX always exists", "ALREADYEXISTS")
-    await run_db(store.create_mailbox, s.account_id, name, use)
+    await run_db_write(store.create_mailbox, s.account_id, name, use)
 
 
 @handles(c.Delete)
 async def delete(s: Session, cmd: c.Delete) -> None:
     name = s.mailbox_name(cmd.mailbox)
-    await run_db(store.delete_mailbox, s.account_id, name)
+    await run_db_write(store.delete_mailbox, s.account_id, name)
     if s.selected is not None and s.selected.info.name == name:
         _close_selected(s)
 
@@ -154,13 +154,13 @@ async def rename(s: Session, cmd: c.Rename) -> None:
     old, new = s.mailbox_name(cmd.old), s.mailbox_name(cmd.new)
     if new.upper() == "INBOX":
         raise No("INBOX always exists", "ALREADYEXISTS")
-    await run_db(store.rename_mailbox, s.account_id, old, new)
+    await run_db_write(store.rename_mailbox, s.account_id, old, new)
 
 
 @handles(c.Subscribe)
 async def subscribe(s: Session, cmd: c.Subscribe) -> None:
     name = s.mailbox_name(cmd.mailbox)
-    await run_db(store.set_subscribed, s.account_id, name, cmd.subscribe)
+    await run_db_write(store.set_subscribed, s.account_id, name, cmd.subscribe)
 
 
 @handles(c.Namespace)
@@ -320,7 +320,7 @@ async def append(s: Session, cmd: c.Append) -> tuple[str, str]:
     for f in flags:
         if f.startswith("\\") and f.lower() not in {x.lower() for x in SYSTEM_FLAGS}:
             raise Bad(f"Unknown system flag {f[:40]}")
-    appended = await run_db(
+    appended = await run_db_write(
         store.append, s.account_id, name, cmd.message, flags=flags, internaldate=cmd.internaldate
     )
     return (f"APPENDUID {appended.uidvalidity} {appended.uid}", "APPEND completed")

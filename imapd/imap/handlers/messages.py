@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mailhost import store
-from mailhost.dbpool import run_db
+from mailhost.dbpool import run_db, run_db_write
 from mailhost.store import imapview
 
 from .. import commands as c
@@ -37,7 +37,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> None:
         return
     seen_changed: set[int] = set()
     if not sel.readonly and any(fetchdata.sets_seen(i) for i in items):
-        result = await run_db(store.set_flags, s.account_id, sel.mailbox_id, uids, ["\\Seen"])
+        result = await run_db_write(store.set_flags, s.account_id, sel.mailbox_id, uids, ["\\Seen"])
         for mf in result.changed:
             sel.own_changes[mf.uid] = mf.modseq
             seen_changed.add(mf.uid)
@@ -110,7 +110,7 @@ async def store_(s: Session, cmd: c.Store) -> object:
         s.condstore = True
     if not uids:
         return None
-    result = await run_db(
+    result = await run_db_write(
         store.set_flags,
         s.account_id,
         sel.mailbox_id,
@@ -182,7 +182,7 @@ async def copy(s: Session, cmd: c.Copy) -> object:
     if not uids:
         await run_db(store.lookup_mailbox, s.account_id, dest)
         return None
-    result = await run_db(store.copy, s.account_id, sel.mailbox_id, uids, dest)
+    result = await run_db_write(store.copy, s.account_id, sel.mailbox_id, uids, dest)
     if not result.source_uids:
         return None
     return (_copyuid(result), "COPY completed")
@@ -199,7 +199,7 @@ async def move(s: Session, cmd: c.Move) -> object:
     if not uids:
         await run_db(store.lookup_mailbox, s.account_id, dest)
         return None
-    result = await run_db(store.move, s.account_id, sel.mailbox_id, uids, dest)
+    result = await run_db_write(store.move, s.account_id, sel.mailbox_id, uids, dest)
     if result.source_uids:
         s.send(responses.status(None, b"OK", "Moved", _copyuid(result)))
         for line in sel.remove(result.source_uids, vanished=s.qresync):
@@ -218,6 +218,6 @@ async def expunge(s: Session, cmd: c.Expunge) -> None:
         uids = sel.resolve(cmd.uids, uid=True)
         if not uids:
             return
-    gone = await run_db(store.expunge, s.account_id, sel.mailbox_id, uids)
+    gone = await run_db_write(store.expunge, s.account_id, sel.mailbox_id, uids)
     for line in sel.remove(gone, vanished=s.qresync):
         s.send(line)
