@@ -350,9 +350,11 @@ def main() -> None:
         # BENCH_PYSPY=/path (.svg flame graph, or .txt for collapsed stacks): sample every
         # thread of the server with py-spy (pip install py-spy) during the mix.
         out = env["BENCH_PYSPY"]
+        # BENCH_PYSPY_OPTS: py-spy options (default --idle; --gil shows who holds the GIL).
         fmt = ["--format", "raw"] if out.endswith(".txt") else []
+        opts = env.get("BENCH_PYSPY_OPTS", "--idle").split()
         spy = subprocess.Popen(
-            [str(Path(sys.executable).with_name("py-spy")), "record", "--threads", *os.environ.get("BENCH_PYSPY_OPTS", "--idle").split(),
+            [str(Path(sys.executable).with_name("py-spy")), "record", "--threads", *opts,
              "--pid", str(proc.pid), "--duration", str(int(args.seconds)), "-o", out, *fmt],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip

@@ -4,6 +4,13 @@ RFC 9051 §7.5.1 / RFC 3501 §7.4.1: sequence numbers change only when this sess
 client about an expunge, so expunges learnt while answering FETCH, STORE or SEARCH (which
 use sequence numbers) wait; the messages stay addressable until then. New messages (EXISTS)
 and other sessions' flag changes (FETCH FLAGS) are reported between commands.
+
+The view knows everything up to `highestmodseq`. It also caches flags (`flags`, uid ->
+(flags, modseq)) for the UIDs it has read: every later change comes through `absorb` (other
+sessions) or `note_flags` (this one), so while no event is waiting, `FETCH ... (FLAGS)` and
+STORE's answer need no query. Each write bumps the mailbox's MODSEQ by one, so this
+session's own writes (`note_own`) move `highestmodseq` on without asking the store, and the
+events they cause need no `changes_since`; any gap (someone else's change) still does.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
+from mailhost.store.events import MailboxEvent
 from mailhost.store.values import Changes, MailboxInfo, MessageFlags
 
 from . import responses
@@ -33,6 +41,8 @@ class Selected:
     saved: list[int] = field(default_factory=list)  # SEARCHRES `$` (RFC 5182), as UIDs
     reported_exists: int = 0
     reported_recent: int = 0
+    flags: dict[int, tuple[tuple[str, ...], int]] = field(default_factory=dict)
+    known_modseqs: set[int] = field(default_factory=set)  # own writes above highestmodseq
 
     @property
     def mailbox_id(self) -> int:
@@ -80,6 +90,49 @@ class Selected:
             out = sorted(set(out))
         return out
 
+    # -- flags cache and own writes -------------------------------------------------------
+    def note_flags(self, uid: int, flags: tuple[str, ...], modseq: int) -> None:
+        """Remember `uid`'s flags as of `modseq` (an older answer never replaces a newer)."""
+        old = self.flags.get(uid)
+        if old is None or modseq >= old[1]:
+            if len(_FLAGSETS) < 10_000:
+                flags = _FLAGSETS.setdefault(flags, flags)
+            self.flags[uid] = (flags, modseq)
+
+    def cached_flags(self, uids: list[int]) -> list[tuple[int, tuple[str, ...], int]] | None:
+        """(uid, flags, modseq) for every one of `uids`, or None if any is not cached."""
+        cache = self.flags
+        out = []
+        for uid in uids:
+            hit = cache.get(uid)
+            if hit is None:
+                return None
+            out.append((uid, hit[0], hit[1]))
+        return out
+
+    def note_own(self, modseq: int) -> None:
+        """This session's write took `modseq` and the view already shows its effect."""
+        if modseq > self.highestmodseq:
+            self.known_modseqs.add(modseq)
+            while self.highestmodseq + 1 in self.known_modseqs:
+                self.highestmodseq += 1
+                self.known_modseqs.discard(self.highestmodseq)
+            if self.own_changes and not self.known_modseqs:
+                self.own_changes.clear()  # all at or below highestmodseq now
+
+    def knows(self, event: MailboxEvent) -> bool:
+        """Whether the view already shows `event` (so it needs no changes_since)."""
+        if event.modseq <= 0:
+            return False  # created/deleted/renamed
+        if event.modseq <= self.highestmodseq or event.modseq in self.known_modseqs:
+            return True
+        if event.kind == "expunged" and event.uids:
+            # Our own EXPUNGE/MOVE: every UID is one we had and have already removed.
+            if all(u < self.uidnext and self.seq_of(u) is None for u in event.uids):
+                self.note_own(event.modseq)
+                return True
+        return False
+
     # -- updates ---------------------------------------------------------------------------
     def absorb(self, changes: Changes) -> list[int]:
         """Take in what changed since our HIGHESTMODSEQ; return the new UIDs."""
@@ -91,6 +144,8 @@ class Selected:
                 self.pending_flags.pop(uid, None)
         expunged = set(changes.expunged)
         for mf in changes.changed:
+            if mf.uid not in expunged:
+                self.note_flags(mf.uid, mf.flags, mf.modseq)
             if mf.uid > present_last:
                 if mf.uid not in expunged:
                     new.append(mf.uid)
@@ -102,7 +157,12 @@ class Selected:
         self.uids.extend(new)
         self.highestmodseq = max(self.highestmodseq, changes.highestmodseq)
         self.uidnext = max(self.uidnext, changes.uidnext)
-        self.own_changes.clear()
+        self.known_modseqs = {m for m in self.known_modseqs if m > self.highestmodseq}
+        while self.highestmodseq + 1 in self.known_modseqs:
+            self.highestmodseq += 1
+            self.known_modseqs.discard(self.highestmodseq)
+        if not self.known_modseqs:
+            self.own_changes.clear()
         return new
 
     def remove(self, uids: list[int], *, vanished: bool) -> list[bytes]:
@@ -117,6 +177,7 @@ class Selected:
             self.pending_expunged.discard(uid)
             self.pending_flags.pop(uid, None)
             self.recent.discard(uid)
+            self.flags.pop(uid, None)
         if not gone:
             return lines
         if vanished:
@@ -140,3 +201,7 @@ class Selected:
                 self.reported_recent = len(self.recent)
                 lines.append(responses.untagged(b"%d RECENT" % len(self.recent)))
         return lines
+
+
+# Flag tuples are few (a handful of combinations per mailbox): share them between entries.
+_FLAGSETS: dict[tuple[str, ...], tuple[str, ...]] = {}

@@ -176,6 +176,7 @@ class Session:
         self.limiter = RateLimiter(settings.BUZON_IMAP_COMMANDS_PER_SECOND)
         self.current: c.Command | None = None
         self.last_forced_sync = 0.0  # NOOP/CHECK ask the store at most every few seconds
+        self.events: list = []  # drained from `sub` but not yet reported
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -385,10 +386,10 @@ class Session:
         sel = self.selected
         if self.sub is None:
             return
-        events = self.sub.drain()
+        events = self.take_events()
         if sel is None:
             return
-        if force or any(e.mailbox_id == sel.mailbox_id for e in events):
+        if force or any(e.mailbox_id == sel.mailbox_id and not sel.knows(e) for e in events):
             try:
                 changes = await _changes_since(self.account_id, sel.mailbox_id, sel.highestmodseq)
             except store_errors.MailboxNotFound:
@@ -403,6 +404,22 @@ class Session:
                     first = await run_db_write(store.claim_recent, self.account_id, sel.mailbox_id)
                     sel.recent.update(u for u in new if u >= first)
         self.flush_updates(expunge_ok=expunge_ok)
+
+    def take_events(self) -> list:
+        events = self.events
+        self.events = []
+        if self.sub is not None:
+            events.extend(self.sub.drain())
+        return events
+
+    def in_sync(self) -> bool:
+        """True when no event says the selected mailbox changed beyond what the view knows,
+        so its cached flags are current (see selected.py)."""
+        sel = self.selected
+        if self.sub is None or sel is None:
+            return False
+        self.events.extend(self.sub.drain())
+        return not any(e.mailbox_id == sel.mailbox_id and not sel.knows(e) for e in self.events)
 
     def flush_updates(self, *, expunge_ok: bool) -> None:
         sel = self.selected

@@ -227,6 +227,22 @@ def append(
     (a re-run import adds no duplicates).
     """
     prep = prepare(raw)
+    return append_prepared(
+        account_id, mailbox, prep, flags=flags, internaldate=internaldate, if_absent=if_absent
+    )
+
+
+def append_prepared(
+    account_id: int,
+    mailbox: str,
+    prep: Prepared,
+    *,
+    flags: Iterable[str] = (),
+    internaldate: datetime | None = None,
+    if_absent: bool = False,
+) -> Appended | None:
+    """`append` of a message `prepare`d beforehand: the transaction alone, so a batching
+    writer (mailhost.dbpool.run_db_write) does not parse or fsync under the write lock."""
     with tx.write():
         box = get_mailbox(account_id, mailbox, lock=True)
         if if_absent and Message.objects.filter(mailbox=box, content__sha256=prep.sha256).exists():

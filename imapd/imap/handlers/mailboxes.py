@@ -9,7 +9,7 @@ from django.conf import settings
 
 from mailhost import store
 from mailhost.dbpool import run_db, run_db_write
-from mailhost.store import imapview
+from mailhost.store import imapview, messages
 from mailhost.store.names import DELIMITER
 from mailhost.store.values import MailboxInfo, MailboxStatus
 
@@ -320,8 +320,15 @@ async def append(s: Session, cmd: c.Append) -> tuple[str, str]:
     for f in flags:
         if f.startswith("\\") and f.lower() not in {x.lower() for x in SYSTEM_FLAGS}:
             raise Bad(f"Unknown system flag {f[:40]}")
+    # Parse and fsync the blob on the read pool, then only the transaction on the writer.
+    prep = await run_db(messages.prepare, cmd.message)
     appended = await run_db_write(
-        store.append, s.account_id, name, cmd.message, flags=flags, internaldate=cmd.internaldate
+        messages.append_prepared,
+        s.account_id,
+        name,
+        prep,
+        flags=flags,
+        internaldate=cmd.internaldate,
     )
     return (f"APPENDUID {appended.uidvalidity} {appended.uid}", "APPEND completed")
 

@@ -40,14 +40,17 @@ async def fetch(s: Session, cmd: c.Fetch) -> None:
         result = await run_db_write(store.set_flags, s.account_id, sel.mailbox_id, uids, ["\\Seen"])
         for mf in result.changed:
             sel.own_changes[mf.uid] = mf.modseq
+            sel.note_flags(mf.uid, mf.flags, mf.modseq)
             seen_changed.add(mf.uid)
+        if result.changed:
+            sel.note_own(result.changed[0].modseq)
         if seen_changed and not any(i.name == "FLAGS" for i in items):
             items.append(c.FetchAtt("FLAGS"))  # RFC 9051 §6.4.5: report the implicit change
     want_row = any(fetchdata.needs_row(i) for i in items)
     want_raw = any(fetchdata.needs_raw(i) for i in items)
     want_structure = want_raw or any(i.name in ("BINARY.SIZE",) for i in items)
     if not want_row:
-        rows = await run_db(imapview.flag_rows, s.account_id, sel.mailbox_id, uids)
+        rows = await _flag_rows(s, uids)
         out = []
         for row in rows:
             if cmd.changedsince is not None and row.modseq <= cmd.changedsince:
@@ -77,6 +80,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> None:
         )
         out = []
         for row in rows:
+            sel.note_flags(row.uid, row.flags, row.modseq)
             if cmd.changedsince is not None and row.modseq <= cmd.changedsince:
                 continue
             seq = sel.seq_of(row.uid)
@@ -87,6 +91,20 @@ async def fetch(s: Session, cmd: c.Fetch) -> None:
             out.append(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts)))
         s.send(b"".join(out))
         await s.drain()
+
+
+async def _flag_rows(s: Session, uids: list[int]) -> list[imapview.FlagRow]:
+    """Flags of `uids` from the view's cache when no event says they may have changed,
+    else from the store (and then cached)."""
+    sel = s.need_selected()
+    if s.in_sync():
+        cached = sel.cached_flags(uids)
+        if cached is not None:
+            return [imapview.FlagRow(uid, modseq, flags) for uid, flags, modseq in cached]
+    rows = await run_db(imapview.flag_rows, s.account_id, sel.mailbox_id, uids)
+    for row in rows:
+        sel.note_flags(row.uid, row.flags, row.modseq)
+    return rows
 
 
 @handles(c.Store)
@@ -123,6 +141,9 @@ async def store_(s: Session, cmd: c.Store) -> object:
     for mf in result.changed:
         sel.own_changes[mf.uid] = mf.modseq
         sel.pending_flags.pop(mf.uid, None)
+        sel.note_flags(mf.uid, mf.flags, mf.modseq)
+    if result.changed:
+        sel.note_own(result.changed[0].modseq)
     modified = set(result.modified)
     report: dict[int, tuple[tuple[str, ...], int]] = {
         u: (mf.flags, mf.modseq) for u, mf in changed.items()
@@ -130,7 +151,7 @@ async def store_(s: Session, cmd: c.Store) -> object:
     if not cmd.silent:
         rest = [u for u in uids if u not in changed and u not in modified]
         if rest:
-            for row in await run_db(imapview.flag_rows, s.account_id, sel.mailbox_id, rest):
+            for row in await _flag_rows(s, rest):
                 report[row.uid] = (row.flags, row.modseq)
     out = []
     for uid in sorted(report):
