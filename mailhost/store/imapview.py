@@ -35,20 +35,18 @@ class OpenedMailbox:
 def open_mailbox(account_id: int, name: str, *, claim: bool, want_unseen: bool) -> OpenedMailbox:
     """Read the mailbox row first, then its UIDs below that UIDNEXT: a message added in
     between has a higher MODSEQ and UID, so the session's next changes_since() reports it."""
-    first_recent = None
-    if claim:
-        box = get_mailbox(account_id, name)
-        first_recent = claim_recent(account_id, box.id)
     # No transaction: on SQLite every transaction takes the write lock (IMMEDIATE mode).
     box = get_mailbox(account_id, name)
+    first_recent = box.recent_uid
+    if claim and box.recent_uid < box.uidnext:  # a write only when there is something to claim
+        first_recent = claim_recent(account_id, box.id)
+        box = get_mailbox(account_id, name)
     uids = array(
         "q",
         Message.objects.filter(mailbox_id=box.id, uid__lt=box.uidnext)
         .order_by("uid")
         .values_list("uid", flat=True),
     )
-    if first_recent is None:
-        first_recent = box.recent_uid
     first_unseen = None
     if want_unseen and uids:
         first_unseen = (
