@@ -65,7 +65,13 @@ def load(account_id: int) -> Maildrop:
     box = status.mailbox
     metas = store.fetch_meta(account_id, box.id, uids) if uids else []
     items = [Item(m.uid, m.size, m.sha256) for m in metas]
-    return Maildrop(account_id, box.id, box.uidvalidity, items)
+    drop = Maildrop(account_id, box.id, box.uidvalidity, items)
+    # Sizes on the wire were counted when each message arrived; only rows older than that
+    # column need their blob read (wire_size_of, cached per process).
+    drop.wire_sizes.update(
+        {n: m.crlf_size for n, m in enumerate(metas, 1) if m.crlf_size is not None}
+    )
+    return drop
 
 
 # Wire sizes by content digest: blobs never change, so an entry is right forever.

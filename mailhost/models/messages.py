@@ -12,6 +12,9 @@ class Content(models.Model):
 
     sha256 = models.CharField(max_length=64, unique=True)
     size = models.BigIntegerField()
+    # Octets with every bare LF sent as CRLF (RFC 1939 §11: POP3 sizes count CRLF line ends);
+    # null for rows stored before this column existed.
+    crlf_size = models.BigIntegerField(null=True, blank=True)
     refcount = models.IntegerField(default=0)
     orphaned_at = models.DateTimeField(null=True, blank=True)
     header_end = models.IntegerField(default=0)

@@ -46,11 +46,17 @@ def prepare(raw: bytes) -> Prepared:
     return Prepared(raw=raw, sha256=sha, parsed=parsed)
 
 
+def crlf_size(raw: bytes) -> int:
+    """Octets of `raw` once every bare LF is sent as CRLF (a bare CR is sent as it is)."""
+    return len(raw) + raw.count(b"\n") - raw.count(b"\r\n")
+
+
 def _content_fields(prep: Prepared) -> dict:
     p = prep.parsed
     return {
         "sha256": prep.sha256,
         "size": p.size,
+        "crlf_size": crlf_size(prep.raw),
         "header_end": p.header_end,
         "envelope": p.envelope,
         "body": p.body,
@@ -553,6 +559,7 @@ def fetch_meta(account_id: int, mailbox_id: int, uids: Iterable[int]) -> list[Me
                     body=bytes(c.body),
                     bodystructure=bytes(c.bodystructure),
                     parts=c.parts,
+                    crlf_size=c.crlf_size,
                 )
             )
     return out

@@ -92,6 +92,7 @@ class MessageMeta:
     body: bytes
     bodystructure: bytes
     parts: str
+    crlf_size: int | None = None  # POP3 size; None for rows older than the column
 
 
 @dataclass(frozen=True)

@@ -132,3 +132,11 @@ def test_too_large_message_is_refused(alice, settings):
     settings.BUZON_MAX_MESSAGE_SIZE = 10
     with pytest.raises(store.MessageTooLarge):
         store.append(alice.id, "INBOX", RAW)
+
+
+def test_pop3_wire_size_is_counted_on_arrival(alice):
+    """RFC 1939 §11: sizes count CRLF line ends; bare LF is sent as CRLF, bare CR as is."""
+    raw = b"Subject: x\nA: b\r\n\r\nline\nline\rend\n"
+    appended = store.append(alice.id, "INBOX", raw)
+    [meta] = store.fetch_meta(alice.id, appended.mailbox_id, [appended.uid])
+    assert meta.crlf_size == len(raw) + 3
