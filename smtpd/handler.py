@@ -20,7 +20,7 @@ from mailhost.mail import address as addr
 from mailhost.store.delivery import is_local_domain
 from mailhost.store.values import RecipientResult
 
-from . import headers, policy, replies, verify
+from . import headers, local, policy, replies, verify
 from .sasl import SaslHooks
 
 log = logging.getLogger(__name__)
@@ -145,8 +145,8 @@ class SMTPHandler(SaslHooks):
                     folder = "Junk"
                 added += verdict.header
         raw = added + raw
-        results = await run_db(
-            store.deliver, raw, mail_from=mail_from, rcpt_to=list(envelope.rcpt_tos), folder=folder
+        results = await local.deliver(
+            raw, mail_from=mail_from, rcpt_to=list(envelope.rcpt_tos), folder=folder
         )
         reply, failed = policy.data_reply(results)
         if failed and mail_from:

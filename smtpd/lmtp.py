@@ -16,7 +16,7 @@ from mailhost import store
 from mailhost.dbpool import run_db
 from mailhost.mail import address as addr
 
-from . import replies
+from . import local, replies
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ class LMTPHandler:
     ) -> str:
         raw = envelope.original_content or b""
         try:
-            results = await run_db(
-                store.deliver, raw, mail_from=envelope.mail_from or "", rcpt_to=envelope.rcpt_tos
+            results = await local.deliver(
+                raw, mail_from=envelope.mail_from or "", rcpt_to=list(envelope.rcpt_tos)
             )
         except Exception:
             log.exception("LMTP delivery failed")

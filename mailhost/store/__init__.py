@@ -10,7 +10,15 @@ Invariants:
 """
 
 from . import blobs, events
-from .delivery import accepts, deliver, resolve, set_forwarder
+from .delivery import (
+    DeliveryPlan,
+    accepts,
+    deliver,
+    execute_delivery,
+    plan_delivery,
+    resolve,
+    set_forwarder,
+)
 from .errors import (
     AccountNotFound,
     CannotDelete,
@@ -57,6 +65,7 @@ from .quota import quota
 __all__ = [
     "AccountNotFound",
     "AppendItem",
+    "DeliveryPlan",
     "CannotDelete",
     "ForwardingUnavailable",
     "HasChildren",
@@ -81,6 +90,7 @@ __all__ = [
     "delete_mailbox",
     "deliver",
     "events",
+    "execute_delivery",
     "expunge",
     "fetch_meta",
     "flags_of",
@@ -91,6 +101,7 @@ __all__ = [
     "message_sha",
     "message_uids",
     "move",
+    "plan_delivery",
     "quota",
     "read_message",
     "rename_mailbox",

@@ -92,6 +92,64 @@ def accepts(address: str) -> bool:
     return not res.empty and (not res.external or _forwarder is not None)
 
 
+@dataclass
+class DeliveryPlan:
+    """A message parsed and on disk, its recipients resolved: all a delivery does before its
+    write transaction (so a daemon can run this part on its read pool)."""
+
+    prep: Prepared | None
+    plans: list[tuple[str, Resolution | RecipientResult]]
+
+
+def plan_delivery(raw: bytes, rcpt_to: Iterable[str]) -> DeliveryPlan:
+    """Parse and write the blob once, and resolve each recipient (no transaction)."""
+    rcpts = list(rcpt_to)
+    try:
+        prep = prepare(raw)
+    except MessageTooLarge as e:
+        return DeliveryPlan(None, [(r, RecipientResult(r, 552, "5.3.4", str(e))) for r in rcpts])
+    plans: list[tuple[str, Resolution | RecipientResult]] = []
+    for rcpt in rcpts:
+        res = resolve(rcpt)
+        if res.empty:
+            plans.append((rcpt, RecipientResult(rcpt, 550, "5.1.1", "No such user here")))
+        elif res.external and _forwarder is None:
+            refused = RecipientResult(
+                rcpt, 550, "5.3.0", "Alias forwards outside this server; not enabled"
+            )
+            plans.append((rcpt, refused))
+        else:
+            plans.append((rcpt, res))
+    return DeliveryPlan(prep, plans)
+
+
+def execute_delivery(
+    plan: DeliveryPlan, *, mail_from: str, folder: str = "INBOX"
+) -> list[RecipientResult]:
+    """Commit a planned delivery in one write transaction; one result per recipient."""
+    plans, prep = plan.plans, plan.prep
+    accounts = {a for _, p in plans if isinstance(p, Resolution) for a in p.accounts}
+    external = sorted({t for _, p in plans if isinstance(p, Resolution) for t in p.external})
+    per_account: dict[int, Delivered | StoreError] = {}
+    if prep is not None and (accounts or external):
+        try:
+            with tx.write():
+                per_account = _deliver_accounts(prep, accounts, folder)
+                if external and _forwarder is not None:
+                    # In the same transaction as the local copies: a failure to queue the
+                    # forward rolls everything back, so a client's retry duplicates nothing.
+                    _forwarder(prep.raw, mail_from, external)
+        except Exception:
+            log.exception("delivery to %s failed", ", ".join(r for r, _ in plans))
+            return [
+                p
+                if isinstance(p, RecipientResult)
+                else RecipientResult(r, 451, "4.3.0", LOCAL_ERROR)
+                for r, p in plans
+            ]
+    return [p if isinstance(p, RecipientResult) else _outcome(r, p, per_account) for r, p in plans]
+
+
 def deliver(
     raw: bytes,
     *,
@@ -104,49 +162,7 @@ def deliver(
     The bytes are written once, whatever the number of recipients, and each account gets one
     copy even when several recipients lead to it. A result is 2xx only once committed.
     """
-    rcpts = list(rcpt_to)
-    try:
-        prep = prepare(raw)
-    except MessageTooLarge as e:
-        return [RecipientResult(r, 552, "5.3.4", str(e)) for r in rcpts]
-    plans: list[tuple[str, Resolution | RecipientResult]] = []
-    for rcpt in rcpts:
-        res = resolve(rcpt)
-        if res.empty:
-            plans.append((rcpt, RecipientResult(rcpt, 550, "5.1.1", "No such user here")))
-        elif res.external and _forwarder is None:
-            plans.append(
-                (
-                    rcpt,
-                    RecipientResult(
-                        rcpt, 550, "5.3.0", "Alias forwards outside this server; not enabled"
-                    ),
-                )
-            )
-        else:
-            plans.append((rcpt, res))
-    accounts = {a for _, p in plans if isinstance(p, Resolution) for a in p.accounts}
-    external = sorted({t for _, p in plans if isinstance(p, Resolution) for t in p.external})
-    try:
-        with tx.write():
-            per_account = _deliver_accounts(prep, accounts, folder)
-            if external and _forwarder is not None:
-                # In the same transaction as the local copies: a failure to queue the
-                # forward rolls everything back, so a retry by the client duplicates nothing.
-                _forwarder(prep.raw, mail_from, external)
-    except Exception:
-        log.exception("delivery to %s failed", ", ".join(rcpts))
-        return [
-            p if isinstance(p, RecipientResult) else RecipientResult(r, 451, "4.3.0", LOCAL_ERROR)
-            for r, p in plans
-        ]
-    results = []
-    for rcpt, plan in plans:
-        if isinstance(plan, RecipientResult):
-            results.append(plan)
-            continue
-        results.append(_outcome(rcpt, plan, per_account))
-    return results
+    return execute_delivery(plan_delivery(raw, rcpt_to), mail_from=mail_from, folder=folder)
 
 
 def _outcome(
