@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,44 @@ def data_dir(tmp_path, settings):
     tls.reset()
     yield settings.BUZON_DATA_DIR
     tls.reset()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_db_pool_connections(django_db_setup, django_db_blocker):
+    """At the end, close the connections the servers' DB threads keep (CONN_MAX_AGE), so
+    PostgreSQL can drop the test database."""
+    yield
+    from concurrent.futures import wait
+
+    from django.db import connections
+
+    from mailhost import dbpool
+
+    for pool in (getattr(dbpool, "_pool", None), getattr(dbpool, "_write_pool", None)):
+        if pool is None:
+            continue
+        barrier = threading.Barrier(pool._max_workers, timeout=5)
+
+        def close(barrier=barrier) -> None:
+            connections.close_all()
+            try:  # hold this thread until every thread has run one close()
+                barrier.wait()
+            except threading.BrokenBarrierError:
+                pass
+
+        wait([pool.submit(close) for _ in range(pool._max_workers)], timeout=10)
+    writer = getattr(dbpool, "_writer", None)
+    if writer is not None:
+        writer.submit(connections.close_all).result(timeout=10)
+    # Threads of servers, job workers and killed child processes may still hold sessions.
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.fixture(autouse=True)

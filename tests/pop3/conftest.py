@@ -5,7 +5,6 @@ from __future__ import annotations
 import poplib
 import socket
 import ssl
-import threading
 
 import pytest
 
@@ -33,32 +32,6 @@ def put(account, *raws: bytes) -> list[int]:
 def inbox_uids(account) -> list[int]:
     box = store.lookup_mailbox(account.id, "INBOX")
     return store.message_uids(account.id, box.id)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _close_db_pool_connections(django_db_setup, django_db_blocker):
-    """At the end, close the connections the servers' DB pool threads keep (CONN_MAX_AGE),
-    so PostgreSQL can drop the test database."""
-    yield
-    from concurrent.futures import wait
-
-    from django.db import connections
-
-    from mailhost import dbpool
-
-    pool = dbpool._pool
-    if pool is None:
-        return
-    barrier = threading.Barrier(pool._max_workers, timeout=5)
-
-    def close() -> None:
-        connections.close_all()
-        try:  # hold this thread until every thread has run one close()
-            barrier.wait()
-        except threading.BrokenBarrierError:
-            pass
-
-    wait([pool.submit(close) for _ in range(pool._max_workers)], timeout=10)
 
 
 @pytest.fixture
