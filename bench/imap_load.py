@@ -91,7 +91,7 @@ class Client:
         self.writer.close()
 
 
-def start_server(env: dict) -> tuple[subprocess.Popen, int]:
+def start_server(env: dict, workers: int = 1) -> tuple[subprocess.Popen, int]:
     # BENCH_PROFILE=/path: run the server under cProfile and write its stats there.
     profile = ["-m", "cProfile", "-o", env["BENCH_PROFILE"]] if env.get("BENCH_PROFILE") else []
     proc = subprocess.Popen(
@@ -104,6 +104,8 @@ def start_server(env: dict) -> tuple[subprocess.Popen, int]:
             "auto",
             "--imaps-port",
             "0",
+            "--workers",
+            str(workers),
         ],  # fmt: skip
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -124,6 +126,8 @@ def start_server(env: dict) -> tuple[subprocess.Popen, int]:
 
 
 class RssSampler(threading.Thread):
+    """RSS and CPU of the server: the process and (with --workers) its worker children."""
+
     def __init__(self, pid: int) -> None:
         import psutil
 
@@ -132,12 +136,21 @@ class RssSampler(threading.Thread):
         self.peak = 0
         self.stopping = threading.Event()
 
+    def tree(self) -> list:
+        return [self.process, *self.process.children()]
+
+    def rss(self) -> int:
+        return sum(p.memory_info().rss for p in self.tree())
+
+    def cpu_seconds(self) -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in self.tree())
+
     def current_mb(self) -> float:
-        return self.process.memory_info().rss / 1024 / 1024
+        return self.rss() / 1024 / 1024
 
     def run(self) -> None:
         while not self.stopping.is_set():
-            self.peak = max(self.peak, self.process.memory_info().rss)
+            self.peak = max(self.peak, self.rss())
             time.sleep(0.05)
 
 
@@ -325,6 +338,7 @@ def main() -> None:
     ap.add_argument("--idle", type=int, default=1000)
     ap.add_argument("--skip-big", action="store_true")
     ap.add_argument("--skip-idle", action="store_true")
+    ap.add_argument("--workers", type=int, default=1, help="imapd --workers (PostgreSQL+Redis)")
     args = ap.parse_args()
     args.clients = min(args.clients, 500)
     args.seconds = min(args.seconds, 120)
@@ -342,7 +356,7 @@ def main() -> None:
     )
     print(f"database: {db}; populating {args.clients} accounts x {args.messages} messages...")
     addresses = populate(args.clients, args.messages)
-    proc, port = start_server(env)
+    proc, port = start_server(env, args.workers)
     sampler = RssSampler(proc.pid)
     sampler.start()
     spy = None
@@ -355,16 +369,17 @@ def main() -> None:
         opts = env.get("BENCH_PYSPY_OPTS", "--idle").split()
         spy = subprocess.Popen(
             [str(Path(sys.executable).with_name("py-spy")), "record", "--threads", *opts,
-             "--pid", str(proc.pid), "--duration", str(int(args.seconds)), "-o", out, *fmt],
+             "--pid", str(proc.pid), "--duration", str(int(args.seconds)), "-o", out, *fmt,
+             *(["--subprocesses"] if args.workers > 1 else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
     try:
         t0 = time.perf_counter()
-        cpu0 = sum(sampler.process.cpu_times()[:2])
+        cpu0 = sampler.cpu_seconds()
         client_cpu0 = time.process_time()
         lat = asyncio.run(run_load(port, addresses, args.seconds))
         elapsed = time.perf_counter() - t0
-        server_cpu = (sum(sampler.process.cpu_times()[:2]) - cpu0) / elapsed * 100
+        server_cpu = (sampler.cpu_seconds() - cpu0) / elapsed * 100
         client_cpu = (time.process_time() - client_cpu0) / elapsed * 100
         total = sum(len(v) for v in lat.values())
         rows = []
@@ -373,7 +388,8 @@ def main() -> None:
             rows.append([name, len(lat[name]), p50, p99])
         print()
         print(table(
-            f"IMAP mix, {args.clients} clients, {elapsed:.0f}s, {db}: {total / elapsed:,.0f} "
+            f"IMAP mix, {args.clients} clients, {elapsed:.0f}s, {db}, {args.workers} worker(s): "
+            f"{total / elapsed:,.0f} "
             f"commands/s, server peak RSS {sampler.peak / 2**20:.0f} MB, server CPU "
             f"{server_cpu:.0f}%, load-generator CPU {client_cpu:.0f}%",
             ["command", "count", "p50 ms", "p99 ms"],

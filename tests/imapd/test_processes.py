@@ -18,9 +18,15 @@ from tests.processes import popen_manage
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def start_imapd():
+def start_imapd(*args: str):
     proc = popen_manage(
-        "imapd", "--imap-port", "auto", "--imaps-port", "0", BUZON_ALLOW_PLAINTEXT_AUTH="true"
+        "imapd",
+        "--imap-port",
+        "auto",
+        "--imaps-port",
+        "0",
+        *args,
+        BUZON_ALLOW_PLAINTEXT_AUTH="true",
     )
     deadline = time.monotonic() + 60
     lines = []

@@ -1,5 +1,3 @@
-import asyncio
-
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
@@ -15,16 +13,29 @@ class Command(BaseCommand):
         parser.add_argument("--pop3-port", default=settings.BUZON_POP3_PORT, help="'auto' = any")
         parser.add_argument("--pop3s-port", default=settings.BUZON_POP3S_PORT, help="'auto' = any")
 
-    def handle(self, *, bind, pop3_port, pop3s_port, **options):
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help="worker processes on the same ports (> 1 needs PostgreSQL and REDIS_URL)",
+        )
+
+    def handle(self, *, bind, pop3_port, pop3s_port, workers, **options):
         for value in (pop3_port, pop3s_port):
             if value != "auto" and not str(value).isdigit():
                 raise CommandError(f"a port is a number or 'auto', not {value!r}")
+        try:
+            daemon.check_workers(workers)
+        except daemon.WorkersError as e:
+            raise CommandError(str(e)) from e
         tls.ensure_certificate()
         specs = server.listener_specs(bind, port_overrides={"pop3": pop3_port, "pop3s": pop3s_port})
         try:
-            asyncio.run(daemon.serve_until_signal(specs, self.announce))
+            status = daemon.run(specs, self.announce, workers=workers)
         except OSError as e:
             raise CommandError(f"cannot listen on {bind}: {e.strerror}") from e
+        if status:
+            raise CommandError("worker processes kept exiting; stopped (see the log)")
 
     def announce(self, name, host, port):
         self.stdout.write(f"{name} listening on {host}:{port}")

@@ -1,4 +1,3 @@
-import asyncio
 from smtpd import server
 
 from django.conf import settings
@@ -20,8 +19,20 @@ class Command(BaseCommand):
         ]:
             parser.add_argument(f"--{name}-port", default=default, help="'auto' = any, 0 = off")
         parser.add_argument("--no-queue", action="store_true", help="no periodic queue sweep here")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=1,
+            help="worker processes on the same ports (> 1 needs PostgreSQL and REDIS_URL); "
+            "the queue sweep runs in the first one",
+        )
 
     def handle(self, *, bind, smtp_port, submission_port, submissions_port, lmtp_port, **options):
+        workers = options["workers"]
+        try:
+            daemon.check_workers(workers)
+        except daemon.WorkersError as e:
+            raise CommandError(str(e)) from e
         tls.ensure_certificate()
         specs = server.listener_specs(
             bind,
@@ -33,14 +44,16 @@ class Command(BaseCommand):
             },
         )
         extra = [] if options["no_queue"] else [server.queue_runner]
-        if not options["no_queue"]:
-            jobs.start_worker()
+        if not options["no_queue"] and workers == 1:
+            jobs.start_worker()  # with workers, each starts its own when it first enqueues
         try:
-            asyncio.run(daemon.serve_until_signal(specs, self.announce, extra=extra))
+            status = daemon.run(specs, self.announce, workers=workers, extra=extra)
         except OSError as e:
             raise CommandError(f"cannot listen on {bind}: {e.strerror}") from e
         finally:
             jobs.stop_worker()
+        if status:
+            raise CommandError("worker processes kept exiting; stopped (see the log)")
 
     def announce(self, name, host, port):
         self.stdout.write(f"{name} listening on {host}:{port}")
