@@ -1,4 +1,4 @@
-"""Run jobs: on Celery workers when CELERY_BROKER_URL is set, else in-process.
+"""Run jobs: on Celery workers when CELERY_BROKER_URL is set, else on in-process threads.
 
 The durable state of every job lives in ORM rows, never only in a broker or this queue,
 so a lost job loses no mail: the periodic sweep finds the rows again.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,11 +18,12 @@ from django.db import close_old_connections
 
 log = logging.getLogger(__name__)
 _queue: queue.Queue[tuple[Callable[..., Any], tuple, dict] | None] = queue.Queue()
-_worker: threading.Thread | None = None
+_workers: list[threading.Thread] = []
+_lock = threading.Lock()
 
 
 def enqueue(task: Any, *args: Any, **kwargs: Any) -> None:
-    """Run the Celery task `task` soon: `.delay()` with a broker, the local worker without."""
+    """Run the Celery task `task` soon: `.delay()` with a broker, a local worker without."""
     if settings.CELERY_BROKER_URL:
         task.delay(*args, **kwargs)
     else:
@@ -29,40 +31,49 @@ def enqueue(task: Any, *args: Any, **kwargs: Any) -> None:
         start_worker()
 
 
-def start_worker() -> threading.Thread:
-    global _worker
-    if _worker is None or not _worker.is_alive():
-        _worker = threading.Thread(target=_run, name="buzon-jobs", daemon=True)
-        _worker.start()
-    return _worker
+def start_worker() -> None:
+    """Start the in-process workers (BUZON_JOB_THREADS of them) if they are not running:
+    several, so one slow remote MX does not hold up every other delivery."""
+    with _lock:
+        _workers[:] = [t for t in _workers if t.is_alive()]
+        for n in range(len(_workers), max(1, settings.BUZON_JOB_THREADS)):
+            thread = threading.Thread(target=_run, name=f"buzon-jobs-{n}", daemon=True)
+            thread.start()
+            _workers.append(thread)
 
 
 def stop_worker(timeout: float = 5.0) -> None:
-    global _worker
-    if _worker is not None and _worker.is_alive():
+    with _lock:
+        workers = [t for t in _workers if t.is_alive()]
+        _workers.clear()
+    for _ in workers:
         _queue.put(None)
-        _worker.join(timeout)
-    _worker = None
+    deadline = time.monotonic() + timeout
+    for thread in workers:
+        thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def drain(timeout: float = 10.0) -> None:
-    """Wait until queued jobs have run (tests, shutdown)."""
-    done = threading.Event()
-    _queue.put((lambda: done.set(), (), {}))
-    start_worker()
-    done.wait(timeout)
+def drain(timeout: float = 10.0) -> bool:
+    """Wait until every queued job has run (tests, shutdown); False on time-out."""
+    deadline = time.monotonic() + timeout
+    while _queue.unfinished_tasks and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return not _queue.unfinished_tasks
 
 
 def _run() -> None:
     while True:
         item = _queue.get()
-        if item is None:
-            return
-        fn, args, kwargs = item
         try:
-            close_old_connections()
-            fn(*args, **kwargs)
-        except Exception:
-            log.exception("job %r failed", getattr(fn, "name", fn))
+            if item is None:
+                return
+            fn, args, kwargs = item
+            try:
+                close_old_connections()
+                fn(*args, **kwargs)
+            except Exception:
+                log.exception("job %r failed", getattr(fn, "name", fn))
+            finally:
+                close_old_connections()
         finally:
-            close_old_connections()
+            _queue.task_done()

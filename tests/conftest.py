@@ -46,9 +46,14 @@ def _close_db_pool_connections(django_db_setup, django_db_blocker):
     """At the end, close the connections the servers' DB threads keep (CONN_MAX_AGE), so
     PostgreSQL can drop the test database."""
     yield
+    with django_db_blocker.unblock():
+        _close_pool_connections()
+
+
+def _close_pool_connections() -> None:
     from concurrent.futures import wait
 
-    from django.db import connections
+    from django.db import connection, connections
 
     from mailhost import dbpool
 
@@ -69,10 +74,8 @@ def _close_db_pool_connections(django_db_setup, django_db_blocker):
     if writer is not None:
         writer.submit(connections.close_all).result(timeout=10)
     # Threads of servers, job workers and killed child processes may still hold sessions.
-    from django.db import connection
-
     if connection.vendor == "postgresql":
-        with django_db_blocker.unblock(), connection.cursor() as cursor:
+        with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
