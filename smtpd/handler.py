@@ -71,13 +71,15 @@ class SMTPHandler(SaslHooks):
         if policy.relay_hack(address, getattr(server, "last_rcpt_arg", "")):
             return replies.R554_RELAY_DENIED
         try:
-            local_domain, accepted = await run_db(_rcpt_facts, address)
+            local_domain, refusal = await run_db(
+                _rcpt_facts, address, policy.declared_size(envelope.mail_options)
+            )
         except Exception:
             log.exception("RCPT lookup failed for %s", address)
             return replies.R451_TEMP_LOOKUP
         if local_domain:
-            if not accepted:
-                return replies.R550_NO_SUCH_USER
+            if refusal is not None:
+                return refusal
             address = addr.normalize(address)
         elif getattr(session, "account", None) is None:
             return replies.R554_RELAY_DENIED
@@ -162,11 +164,14 @@ class SubmissionHandler(SMTPHandler):
 # Sync helpers, run on the DB pool --------------------------------------------------------
 
 
-def _rcpt_facts(address: str) -> tuple[bool, bool]:
-    """(is the domain ours?, does someone here take this address?)"""
-    if store.accepts(address):  # the common case costs one lookup
-        return True, True
-    return is_local_domain(addr.split(address)[1]), False
+def _rcpt_facts(address: str, size: int) -> tuple[bool, str | None]:
+    """(is the domain ours?, the refusal reply or None when the recipient is taken)"""
+    refusal = store.check_recipient(address, size)
+    if refusal is None:  # the common case costs one lookup
+        return True, None
+    if refusal.enhanced == "5.1.1" and not is_local_domain(addr.split(address)[1]):
+        return False, None  # not ours at all: the relay rules decide
+    return True, refusal.reply
 
 
 def _rate_key(account_id: int) -> str:

@@ -30,12 +30,12 @@ class LMTPHandler:
         if "@" not in address:
             return replies.R501_BAD_ADDRESS
         try:
-            accepted = await run_db(store.accepts, address)
+            refusal = await run_db(store.check_recipient, address)
         except Exception:
             log.exception("LMTP RCPT lookup failed for %s", address)
             return replies.R451_LOCAL_ERROR
-        if not accepted:
-            return replies.R550_NO_SUCH_USER
+        if refusal is not None:
+            return refusal.reply
         envelope.rcpt_tos.append(addr.normalize(address))
         return replies.R250_RCPT_OK
 

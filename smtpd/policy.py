@@ -103,3 +103,12 @@ def printable(text: str, limit: int = 200) -> str:
     """Text safe to put in a header comment: printable ASCII, no parentheses or CR/LF."""
     cleaned = "".join(c if 32 < ord(c) < 127 and c not in "()\\" else "?" for c in text)
     return cleaned[:limit]
+
+
+def declared_size(mail_options: Iterable[str]) -> int:
+    """The SIZE= a client declared at MAIL FROM (RFC 1870 §4), or 0."""
+    for option in mail_options:
+        name, _, value = option.partition("=")
+        if name.upper() == "SIZE" and value.isdigit():
+            return int(value)
+    return 0

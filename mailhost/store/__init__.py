@@ -13,6 +13,7 @@ from . import blobs, events
 from .delivery import (
     DeliveryPlan,
     accepts,
+    check_recipient,
     deliver,
     execute_delivery,
     plan_delivery,
@@ -82,6 +83,7 @@ __all__ = [
     "append_many",
     "blobs",
     "changes_since",
+    "check_recipient",
     "check_quota",
     "claim_recent",
     "collect_orphans",

@@ -11,8 +11,11 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.db.models import F, Q
+
 from ..mail import address as addr
-from ..models import Domain
+from ..models import Account, Domain
 from . import sql, tx
 from .errors import MessageTooLarge, OverQuota, StoreError
 from .messages import Prepared, deliver_prepared, prepare
@@ -87,9 +90,32 @@ def _expand(address: str, result: Resolution, visited: set[str], depth: int, top
 
 
 def accepts(address: str) -> bool:
-    """Does anyone here take mail for `address`? (the RCPT-time check)."""
+    """Does anyone here take mail for `address`?"""
     res = resolve(address)
     return not res.empty and (not res.external or _forwarder is not None)
+
+
+def check_recipient(address: str, size: int = 0) -> RecipientResult | None:
+    """The RCPT-time check: None when mail for `address` (of about `size` bytes) would be
+    taken, else the refusal. A recipient whose every mailbox is full is refused here (452
+    4.2.2, or 552 5.2.2 with BUZON_QUOTA_PERMANENT), as Dovecot's quota-status service does
+    for Postfix, so the sending MTA keeps the message for that recipient alone instead of
+    our having to bounce it after DATA."""
+    res = resolve(address)
+    if res.empty:
+        return RecipientResult(address, 550, "5.1.1", "No such user here")
+    if res.external:
+        if _forwarder is None:
+            return RecipientResult(
+                address, 550, "5.3.0", "Alias forwards outside this server; not enabled"
+            )
+        return None
+    fits = Q(quota_bytes=0) | Q(used_bytes__lte=F("quota_bytes") - max(size, 1))
+    if Account.objects.filter(fits, id__in=res.accounts).exists():
+        return None
+    if settings.BUZON_QUOTA_PERMANENT:
+        return RecipientResult(address, 552, "5.2.2", "Mailbox is full")
+    return RecipientResult(address, 452, "4.2.2", "Mailbox is full; try again later")
 
 
 @dataclass
