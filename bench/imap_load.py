@@ -391,7 +391,8 @@ def main() -> None:
             f"IMAP mix, {args.clients} clients, {elapsed:.0f}s, {db}, {args.workers} worker(s): "
             f"{total / elapsed:,.0f} "
             f"commands/s, server peak RSS {sampler.peak / 2**20:.0f} MB, server CPU "
-            f"{server_cpu:.0f}%, load-generator CPU {client_cpu:.0f}%",
+            f"{server_cpu:.0f}% ({server_cpu * elapsed * 10 / max(total, 1):.2f} ms per command), "
+            f"load-generator CPU {client_cpu:.0f}%",
             ["command", "count", "p50 ms", "p99 ms"],
             rows,
         ))  # fmt: skip

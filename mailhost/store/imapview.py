@@ -10,7 +10,9 @@ import json
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+
+from django.db import connection
 
 from ..models import Mailbox, Message
 from . import flags as flagbits
@@ -20,6 +22,13 @@ from .messages import claim_recent
 from .values import MailboxInfo
 
 IN_LIMIT = 900  # SQLite's parameter limit is 999 on old builds
+
+# The hot reads below are plain SQL over the store's tables (same conditions as the ORM
+# queries they replace): building an ORM query costs more CPU than running it here, and
+# one process's CPU is what limits IMAP throughput (bench/README.md).
+_MESSAGE = Message._meta.db_table
+_MAILBOX = Mailbox._meta.db_table
+_CONTENT = Message._meta.get_field("content").related_model._meta.db_table
 
 
 @dataclass(frozen=True)
@@ -41,39 +50,44 @@ def open_mailbox(account_id: int, name: str, *, claim: bool, want_unseen: bool) 
     if claim and box.recent_uid < box.uidnext:  # a write only when there is something to claim
         first_recent = claim_recent(account_id, box.id)
         box = get_mailbox(account_id, name)
-    uids = array(
-        "q",
-        Message.objects.filter(mailbox_id=box.id, uid__lt=box.uidnext)
-        .order_by("uid")
-        .values_list("uid", flat=True),
-    )
-    first_unseen = None
-    if want_unseen and uids:
-        first_unseen = (
-            Message.objects.filter(mailbox_id=box.id, uid__lt=box.uidnext)
-            .annotate(seen=_bit(flagbits.SEEN))
-            .filter(seen=0)
-            .order_by("uid")
-            .values_list("uid", flat=True)
-            .first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT uid FROM {_MESSAGE} WHERE mailbox_id = %s AND uid < %s ORDER BY uid",  # noqa: S608
+            [box.id, box.uidnext],
         )
+        uids = array("q", [row[0] for row in cursor.fetchall()])
+        first_unseen = None
+        if want_unseen and uids:
+            cursor.execute(
+                f"SELECT uid FROM {_MESSAGE} WHERE mailbox_id = %s AND uid < %s"  # noqa: S608
+                f" AND (flags & %s) = 0 ORDER BY uid LIMIT 1",
+                [box.id, box.uidnext, flagbits.SEEN],
+            )
+            row = cursor.fetchone()
+            first_unseen = row[0] if row else None
     return OpenedMailbox(mailbox_info(box), uids, first_recent, first_unseen)
 
 
-def _bit(bit: int):
-    from django.db.models import F
-
-    return F("flags").bitand(bit)
-
-
-def _uid_filter(qs, uids: Sequence[int]):
-    """Filter by UIDs: one range scan when the set is dense or large, IN lists otherwise."""
+def _uid_conditions(uids: Sequence[int]) -> list[tuple[str, list[int]]]:
+    """SQL conditions on m.uid covering `uids` (ascending): one range scan when the set is
+    dense or large, IN lists otherwise (the caller drops UIDs it did not ask for)."""
     if not uids:
-        return [qs.none()]
+        return []
     lo, hi = uids[0], uids[-1]
     if len(uids) > IN_LIMIT or len(uids) * 2 >= hi - lo + 1:
-        return [qs.filter(uid__gte=lo, uid__lte=hi)]
-    return [qs.filter(uid__in=list(uids[i : i + IN_LIMIT])) for i in range(0, len(uids), IN_LIMIT)]
+        return [("m.uid BETWEEN %s AND %s", [lo, hi])]
+    out = []
+    for i in range(0, len(uids), IN_LIMIT):
+        chunk = list(uids[i : i + IN_LIMIT])
+        out.append((f"m.uid IN ({', '.join(['%s'] * len(chunk))})", chunk))
+    return out
+
+
+def _aware(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes (stored in UTC); the ORM would make them aware."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -87,13 +101,19 @@ def flag_rows(account_id: int, mailbox_id: int, uids: Sequence[int]) -> list[Fla
     """UID, MODSEQ and flags for `uids` (ascending), in UID order."""
     wanted = set(uids) if len(uids) < 100_000 or len(uids) != uids[-1] - uids[0] + 1 else None
     out = []
-    owned = Message.objects.filter(mailbox_id=mailbox_id, mailbox__account_id=account_id)
-    for qs in _uid_filter(owned, uids):
-        for uid, modseq, bits, kw in qs.order_by("uid").values_list(
-            "uid", "modseq", "flags", "keywords"
-        ):
-            if wanted is None or uid in wanted:
-                out.append(FlagRow(uid, modseq, flagbits.join(bits, kw)))
+    join = flagbits.join
+    with connection.cursor() as cursor:
+        for condition, params in _uid_conditions(uids):
+            cursor.execute(
+                f"SELECT m.uid, m.modseq, m.flags, m.keywords FROM {_MESSAGE} m"  # noqa: S608
+                f" JOIN {_MAILBOX} b ON b.id = m.mailbox_id"
+                f" WHERE m.mailbox_id = %s AND b.account_id = %s AND {condition}"
+                f" ORDER BY m.uid",
+                [mailbox_id, account_id, *params],
+            )
+            for uid, modseq, bits, kw in cursor.fetchall():
+                if wanted is None or uid in wanted:
+                    out.append(FlagRow(uid, modseq, join(bits, kw)))
     return out
 
 
@@ -118,31 +138,40 @@ def fetch_rows(
     from . import blobs
 
     wanted = set(uids)
-    fields = ["uid", "modseq", "flags", "keywords", "internaldate", "size", "content__sha256"]
-    fields += ["content__envelope", "content__body", "content__bodystructure"]
+    columns = "m.uid, m.modseq, m.flags, m.keywords, m.internaldate, m.size, c.sha256,"
+    columns += " c.envelope, c.body, c.bodystructure"
     if structure or raw:
-        fields.append("content__parts")
+        columns += ", c.parts"
     out = []
-    owned = Message.objects.filter(mailbox_id=mailbox_id, mailbox__account_id=account_id)
-    for qs in _uid_filter(owned, uids):
-        for row in qs.order_by("uid").values(*fields):
-            if row["uid"] not in wanted:
-                continue
-            parts = json.loads(row["content__parts"]) if "content__parts" in row else None
-            out.append(
-                FetchRow(
-                    uid=row["uid"],
-                    modseq=row["modseq"],
-                    flags=flagbits.join(row["flags"], row["keywords"]),
-                    internaldate=row["internaldate"],
-                    size=row["size"],
-                    envelope=bytes(row["content__envelope"]),
-                    body=bytes(row["content__body"]),
-                    bodystructure=bytes(row["content__bodystructure"]),
-                    parts=parts,
-                    raw=blobs.read(row["content__sha256"]) if raw else None,
-                )
+    join = flagbits.join
+    with connection.cursor() as cursor:
+        for condition, params in _uid_conditions(uids):
+            cursor.execute(
+                f"SELECT {columns} FROM {_MESSAGE} m"  # noqa: S608
+                f" JOIN {_MAILBOX} b ON b.id = m.mailbox_id"
+                f" JOIN {_CONTENT} c ON c.id = m.content_id"
+                f" WHERE m.mailbox_id = %s AND b.account_id = %s AND {condition}"
+                f" ORDER BY m.uid",
+                [mailbox_id, account_id, *params],
             )
+            for row in cursor.fetchall():
+                uid = row[0]
+                if uid not in wanted:
+                    continue
+                out.append(
+                    FetchRow(
+                        uid=uid,
+                        modseq=row[1],
+                        flags=join(row[2], row[3]),
+                        internaldate=_aware(row[4]),
+                        size=row[5],
+                        envelope=bytes(row[7]),
+                        body=bytes(row[8]),
+                        bodystructure=bytes(row[9]),
+                        parts=json.loads(row[10]) if len(row) > 10 else None,
+                        raw=blobs.read(row[6]) if raw else None,
+                    )
+                )
     return out
 
 
