@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from mailhost import store
 from mailhost.dbpool import run_db, run_db_write
 from mailhost.store import imapview
@@ -50,23 +52,7 @@ async def fetch(s: Session, cmd: c.Fetch) -> None:
     want_raw = any(fetchdata.needs_raw(i) for i in items)
     want_structure = want_raw or any(i.name in ("BINARY.SIZE",) for i in items)
     if not want_row:
-        rows = await _flag_rows(s, uids)
-        out = []
-        for row in rows:
-            if cmd.changedsince is not None and row.modseq <= cmd.changedsince:
-                continue
-            seq = sel.seq_of(row.uid)
-            if seq is None:
-                continue
-            parts = [
-                fetchdata.item(i, row, s.flags_bytes(row.uid, row.flags), row.uid) for i in items
-            ]  # type: ignore[arg-type]
-            out.append(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts)))
-            if len(out) >= 1000:
-                s.send(b"".join(out))
-                out.clear()
-                await s.drain()
-        s.send(b"".join(out))
+        await _fetch_flags(s, uids, items, cmd.changedsince)
         return
     chunk = FETCH_CHUNK if want_raw else 2000
     for i in range(0, len(uids), chunk):
@@ -91,6 +77,46 @@ async def fetch(s: Session, cmd: c.Fetch) -> None:
             out.append(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts)))
         s.send(b"".join(out))
         await s.drain()
+
+
+_FLAG_ITEMS = {"UID": (b"UID %d", 0), "FLAGS": (b"FLAGS %s", 1), "MODSEQ": (b"MODSEQ (%d)", 2)}
+
+
+async def _fetch_flags(s: Session, uids: list[int], items: list, changedsince: int | None) -> None:
+    """FETCH of UID, FLAGS and MODSEQ only (`UID FETCH 1:* (FLAGS)`, a client's resync):
+    one %-format per message, the flag lists serialised once per distinct set."""
+    sel = s.need_selected()
+    triples = sel.cached_flags(uids) if s.in_sync() else None
+    if triples is None:
+        rows = await run_db(imapview.flag_rows, s.account_id, sel.mailbox_id, uids)
+        triples = []
+        for row in rows:
+            sel.note_flags(row.uid, row.flags, row.modseq)
+            triples.append((row.uid, row.flags, row.modseq))
+    specs = [_FLAG_ITEMS[i.name] for i in items]
+    template = b"* %%d FETCH (%s)\r\n" % b" ".join(fmt for fmt, _ in specs)
+    picks = [which for _, which in specs]
+    recent = sel.recent if not s.rev2 else ()
+    serialised: dict[tuple[tuple[str, ...], bool], bytes] = {}
+    all_uids, n = sel.uids, len(sel.uids)
+    out = []
+    for uid, flags, modseq in triples:
+        if changedsince is not None and modseq <= changedsince:
+            continue
+        i = bisect_left(all_uids, uid)
+        if i == n or all_uids[i] != uid:
+            continue
+        key = (flags, uid in recent)
+        fb = serialised.get(key)
+        if fb is None:
+            fb = serialised[key] = responses.flag_list((*flags, "\\Recent") if key[1] else flags)
+        values = (uid, fb, modseq)
+        out.append(template % (i + 1, *[values[p] for p in picks]))
+        if len(out) >= 1000:
+            s.send(b"".join(out))
+            out.clear()
+            await s.drain()
+    s.send(b"".join(out))
 
 
 async def _flag_rows(s: Session, uids: list[int]) -> list[imapview.FlagRow]:
