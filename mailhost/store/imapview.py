@@ -16,9 +16,10 @@ from django.db import connection
 
 from ..models import Mailbox, Message
 from . import flags as flagbits
+from .errors import MailboxNotFound
 from .mailboxes import get as get_mailbox
-from .mailboxes import info as mailbox_info
 from .messages import claim_recent
+from .names import normalize as normalize_name
 from .values import MailboxInfo
 
 IN_LIMIT = 900  # SQLite's parameter limit is 999 on old builds
@@ -45,12 +46,12 @@ def open_mailbox(account_id: int, name: str, *, claim: bool, want_unseen: bool) 
     """Read the mailbox row first, then its UIDs below that UIDNEXT: a message added in
     between has a higher MODSEQ and UID, so the session's next changes_since() reports it."""
     # No transaction: on SQLite every transaction takes the write lock (IMMEDIATE mode).
-    box = get_mailbox(account_id, name)
-    first_recent = box.recent_uid
-    if claim and box.recent_uid < box.uidnext:  # a write only when there is something to claim
-        first_recent = claim_recent(account_id, box.id)
-        box = get_mailbox(account_id, name)
     with connection.cursor() as cursor:
+        box, recent_uid = _mailbox_row(cursor, account_id, name)
+        first_recent = recent_uid
+        if claim and recent_uid < box.uidnext:  # a write only when there is something to claim
+            first_recent = claim_recent(account_id, box.id)
+            box, _ = _mailbox_row(cursor, account_id, name)
         cursor.execute(
             f"SELECT uid FROM {_MESSAGE} WHERE mailbox_id = %s AND uid < %s ORDER BY uid",  # noqa: S608
             [box.id, box.uidnext],
@@ -65,7 +66,30 @@ def open_mailbox(account_id: int, name: str, *, claim: bool, want_unseen: bool) 
             )
             row = cursor.fetchone()
             first_unseen = row[0] if row else None
-    return OpenedMailbox(mailbox_info(box), uids, first_recent, first_unseen)
+    return OpenedMailbox(box, uids, first_recent, first_unseen)
+
+
+def _mailbox_row(cursor, account_id: int, name: str) -> tuple[MailboxInfo, int]:
+    """What mailboxes.get + info give, and the row's recent_uid, in one plain query."""
+    cursor.execute(
+        f"SELECT id, account_id, name, uidvalidity, uidnext, highestmodseq, special_use,"  # noqa: S608
+        f" subscribed, recent_uid FROM {_MAILBOX} WHERE account_id = %s AND name = %s",
+        [account_id, normalize_name(name)],
+    )
+    row = cursor.fetchone()
+    if row is None:
+        raise MailboxNotFound(f"Mailbox {name} does not exist")
+    info = MailboxInfo(
+        id=row[0],
+        account_id=row[1],
+        name=row[2],
+        uidvalidity=row[3],
+        uidnext=row[4],
+        highestmodseq=row[5],
+        special_use=row[6],
+        subscribed=bool(row[7]),
+    )
+    return info, row[8]
 
 
 def _uid_conditions(uids: Sequence[int]) -> list[tuple[str, list[int]]]:
