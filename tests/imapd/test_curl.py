@@ -11,9 +11,15 @@ import trustme
 from mailhost import store, tls
 from tests.conftest import PASSWORD
 
+
+@pytest.fixture(autouse=True)
+def _curl_installed():
+    if shutil.which("curl") is None:
+        pytest.fail("curl is not installed: run `bash .ci/apt-install` (as root)")
+
+
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(shutil.which("curl") is None, reason="curl not installed"),
 ]
 RAW = b"From: bob@example.org\r\nSubject: via curl\r\n\r\nHello from curl\r\n"
 

@@ -14,9 +14,15 @@ import trustme
 from mailhost import store, tls
 from tests.conftest import PASSWORD
 
+
+@pytest.fixture(autouse=True)
+def _mbsync_installed():
+    if shutil.which("mbsync") is None:
+        pytest.fail("mbsync is not installed: run `bash .ci/apt-install` (as root)")
+
+
 pytestmark = [
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(shutil.which("mbsync") is None, reason="mbsync (isync) not installed"),
 ]
 
 

@@ -60,7 +60,7 @@ needs_corpus = pytest.mark.skipif(CORPUS is None, reason="shared/corpus not foun
 
 def corpus(name: str) -> bytes:
     if CORPUS is None:
-        pytest.skip("shared/corpus not found")
+        pytest.fail("shared/corpus not found beside the repository (set BUZON_CORPUS)")
     return (CORPUS / name).read_bytes()
 
 

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def need(program: str) -> str:
     path = shutil.which(program)
     if path is None:
-        pytest.skip(f"{program} is not installed (.ci/apt-packages.txt lists it)")
+        pytest.fail(f"{program} is not installed: run `bash .ci/apt-install` (as root)")
     return path
 
 
