@@ -8,18 +8,19 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ..mail.parse import ParsedMessage, parse_message
-from ..models import Account, Content, ExpungedMessage, Mailbox, Message
+from ..models import Account, Content, Mailbox, Message
 from . import blobs, sql, tx
 from . import flags as flagbits
 from .errors import AccountNotFound, MailboxNotFound, MessageTooLarge, OverQuota
 from .events import MailboxEvent, publish_on_commit
 from .mailboxes import get as get_mailbox
 from .mailboxes import info as mailbox_info
+from .names import normalize as normalize_name
 from .values import Appended, Changes, CopyResult, FlagsResult, MessageFlags, MessageMeta
 
 MAX_FLAG_LENGTH = 200
@@ -97,34 +98,29 @@ def release_contents(content_ids: Iterable[int]) -> None:
     counts: dict[int, int] = {}
     for cid in content_ids:
         counts[cid] = counts.get(cid, 0) + 1
-    now = timezone.now()
-    for cid, n in counts.items():
-        Content.objects.filter(id=cid).update(refcount=F("refcount") - n)
-    Content.objects.filter(id__in=list(counts), refcount__lte=0).update(orphaned_at=now)
+    if counts:
+        sql.release_contents(counts, timezone.now())
+
+
+def _gone() -> MailboxNotFound:
+    return MailboxNotFound("Mailbox does not exist any more")
 
 
 def _owned_box(account_id: int, mailbox_id: int, lock: bool = True) -> Mailbox:
-    qs = Mailbox.objects.filter(id=mailbox_id, account_id=account_id)
-    if lock:
-        qs = qs.select_for_update()
-    box = qs.first()
-    if box is None:
-        raise MailboxNotFound("Mailbox does not exist any more")
-    return box
+    row = sql.owned_mailbox(account_id, mailbox_id, lock=lock)
+    if row is None:
+        raise _gone()
+    return Mailbox.from_db(connection.alias, sql.MAILBOX_COLUMNS, row)  # `created` deferred
 
 
 def _allocate(box: Mailbox, count: int) -> tuple[int, int]:
     """Reserve `count` UIDs and one new MODSEQ in a locked mailbox (RFC 3501 §2.3.1.1)."""
-    first_uid = box.uidnext
-    box.uidnext += count
-    box.highestmodseq += 1
-    Mailbox.objects.filter(id=box.id).update(uidnext=box.uidnext, highestmodseq=box.highestmodseq)
-    return first_uid, box.highestmodseq
+    box.uidnext, box.highestmodseq = sql.allocate_uids(box.id, count)
+    return box.uidnext - count, box.highestmodseq
 
 
 def _bump_modseq(box: Mailbox) -> int:
-    box.highestmodseq += 1
-    Mailbox.objects.filter(id=box.id).update(highestmodseq=box.highestmodseq)
+    box.highestmodseq = sql.bump_modseq(box.id)
     return box.highestmodseq
 
 
@@ -146,19 +142,14 @@ def _add_usage(account_id: int, amount: int) -> None:
 
 def _reserve(account_id: int, amount: int, *, permanent: bool | None) -> None:
     """Add `amount` to the account's usage unless that passes its quota (one UPDATE)."""
-    fits = Q(quota_bytes=0) | Q(used_bytes__lte=F("quota_bytes") - amount)
-    if not Account.objects.filter(fits, id=account_id).update(used_bytes=F("used_bytes") + amount):
+    if not sql.reserve_usage(account_id, amount):
         check_quota(account_id, amount, permanent=permanent)  # raises the right error
         raise OverQuota("Mailbox is over its storage quota", permanent=bool(permanent))
 
 
 def _sub_usage(account_id: int, amount: int) -> None:
-    from django.db.models.functions import Greatest
-
     if amount:
-        Account.objects.filter(id=account_id).update(
-            used_bytes=Greatest(F("used_bytes") - amount, 0)
-        )
+        sql.sub_usage(account_id, amount)
 
 
 def clean_flags(names: Iterable[str]) -> tuple[int, str]:
@@ -249,12 +240,27 @@ def append_prepared(
 ) -> Appended | None:
     """`append` of a message `prepare`d beforehand: the transaction alone, so a batching
     writer (mailhost.dbpool.run_db_write) does not parse or fsync under the write lock."""
+    if if_absent:
+        with tx.write():
+            box = get_mailbox(account_id, mailbox, lock=True)
+            if Message.objects.filter(mailbox=box, content__sha256=prep.sha256).exists():
+                return None
+            msg = insert_prepared(box, prep, flags=flags, internaldate=internaldate)
+        return Appended(box.id, box.uidvalidity, msg.uid, msg.modseq)
+    # What insert_prepared does, in plain statements: the UID first (it locks the mailbox
+    # row; a failed quota check then rolls it back with the rest), quota, content, message.
     with tx.write():
-        box = get_mailbox(account_id, mailbox, lock=True)
-        if if_absent and Message.objects.filter(mailbox=box, content__sha256=prep.sha256).exists():
-            return None
-        msg = insert_prepared(box, prep, flags=flags, internaldate=internaldate)
-    return Appended(mailbox_id=box.id, uidvalidity=box.uidvalidity, uid=msg.uid, modseq=msg.modseq)
+        alloc = sql.allocate_uid(account_id, normalize_name(mailbox))
+        if alloc is None:
+            raise MailboxNotFound(f"Mailbox {mailbox} does not exist")
+        mailbox_id, uidvalidity, uid, modseq = alloc
+        _reserve(account_id, len(prep.raw), permanent=True)
+        content_id = _content_row(prep, 1)
+        bits, keywords = clean_flags(flags)
+        when = internaldate or timezone.now()
+        sql.insert_message(mailbox_id, uid, modseq, bits, keywords, when, len(prep.raw), content_id)
+        publish_on_commit(MailboxEvent(account_id, mailbox_id, "added", [uid], modseq))
+    return Appended(mailbox_id=mailbox_id, uidvalidity=uidvalidity, uid=uid, modseq=modseq)
 
 
 @dataclass(frozen=True)
@@ -401,11 +407,8 @@ def move_all(src: Mailbox, target: Mailbox) -> None:
 
 
 def _record_expunged(box: Mailbox, uids: list[int]) -> int:
-    modseq = _bump_modseq(box)
-    ExpungedMessage.objects.bulk_create(
-        [ExpungedMessage(mailbox=box, uid=u, modseq=modseq) for u in uids], batch_size=500
-    )
-    return modseq
+    box.highestmodseq = sql.record_expunged(box.id, uids)
+    return box.highestmodseq
 
 
 def expunge(
@@ -420,22 +423,22 @@ def expunge(
     `only_deleted` (IMAP EXPUNGE, UID EXPUNGE of RFC 4315) removes just those with \\Deleted;
     POP3 QUIT and MOVE pass False.
     """
+    wanted = None if uids is None else sorted(set(uids))
     with tx.write():
-        box = _owned_box(account_id, mailbox_id)
-        qs = _selected(box, uids)
-        if only_deleted:
-            qs = qs.annotate(d=F("flags").bitand(flagbits.DELETED)).filter(d__gt=0)
-        rows = list(qs.values_list("id", "uid", "content_id", "size"))
+        if sql.lock_owned_mailbox(account_id, mailbox_id) is None:
+            raise _gone()
+        if wanted == []:
+            return []
+        rows = sql.delete_messages(  # (uid, content_id, size) in UID order
+            mailbox_id, wanted, flagbits.DELETED if only_deleted else None
+        )
         if not rows:
             return []
-        ids = [r[0] for r in rows]
-        for i in range(0, len(ids), 500):
-            Message.objects.filter(id__in=ids[i : i + 500]).delete()
-        release_contents(r[2] for r in rows)
-        _sub_usage(account_id, sum(r[3] for r in rows))
-        expunged = [r[1] for r in rows]
-        modseq = _record_expunged(box, expunged)
-        publish_on_commit(MailboxEvent(account_id, box.id, "expunged", expunged, modseq))
+        release_contents(r[1] for r in rows)
+        _sub_usage(account_id, sum(r[2] for r in rows))
+        expunged = [r[0] for r in rows]
+        modseq = sql.record_expunged(mailbox_id, expunged)
+        publish_on_commit(MailboxEvent(account_id, mailbox_id, "expunged", expunged, modseq))
     return expunged
 
 
@@ -457,9 +460,13 @@ def set_flags(
         raise ValueError(mode)
     bits, keywords_text = clean_flags(flags)
     keywords = flagbits.decode_keywords(keywords_text)
+    wanted = sorted(set(uids))
     with tx.write():
-        box = _owned_box(account_id, mailbox_id)
-        rows = list(_selected(box, uids).values_list("id", "uid", "modseq", "flags", "keywords"))
+        locked = sql.lock_owned_mailbox(account_id, mailbox_id)
+        if locked is None:
+            raise _gone()
+        highestmodseq = locked[0]
+        rows = sql.flag_rows(mailbox_id, wanted) if wanted else []
         modified, updates = [], []
         for row_id, uid, modseq, old_bits, old_kw_text in rows:
             if unchanged_since is not None and modseq > unchanged_since:
@@ -478,16 +485,22 @@ def set_flags(
                 updates.append((row_id, uid, new_bits, new_kw))
         changed: list[MessageFlags] = []
         if updates:
-            modseq = _bump_modseq(box)
+            modseq = highestmodseq = sql.bump_modseq(mailbox_id)
+            by_value: dict[tuple[int, str], list[int]] = {}
+            names: dict[tuple[int, str], tuple[str, ...]] = {}
             for row_id, uid, new_bits, new_kw in updates:
-                Message.objects.filter(id=row_id).update(
-                    flags=new_bits, keywords=flagbits.encode_keywords(new_kw), modseq=modseq
-                )
-                changed.append(MessageFlags(uid, modseq, flagbits.join(new_bits, new_kw)))
+                key = (new_bits, flagbits.encode_keywords(new_kw))
+                ids = by_value.get(key)
+                if ids is None:
+                    ids = by_value[key] = []
+                    names[key] = flagbits.join(new_bits, new_kw)
+                ids.append(row_id)
+                changed.append(MessageFlags(uid, modseq, names[key]))
+            sql.set_message_flags(by_value, modseq)
             publish_on_commit(
-                MailboxEvent(account_id, box.id, "flags", [c.uid for c in changed], modseq)
+                MailboxEvent(account_id, mailbox_id, "flags", [c.uid for c in changed], modseq)
             )
-    return FlagsResult(changed=changed, modified=modified, highestmodseq=box.highestmodseq)
+    return FlagsResult(changed=changed, modified=modified, highestmodseq=highestmodseq)
 
 
 def claim_recent(account_id: int, mailbox_id: int) -> int:
@@ -496,10 +509,12 @@ def claim_recent(account_id: int, mailbox_id: int) -> int:
     RFC 3501 §2.3.2: a message is \\Recent in only one session. IMAP4rev2 drops \\Recent.
     """
     with tx.write():
-        box = _owned_box(account_id, mailbox_id)
-        first = box.recent_uid
-        if box.uidnext != first:
-            Mailbox.objects.filter(id=box.id).update(recent_uid=box.uidnext)
+        locked = sql.lock_owned_mailbox(account_id, mailbox_id)
+        if locked is None:
+            raise _gone()
+        _, uidnext, first = locked
+        if uidnext != first:
+            sql.set_recent_uid(mailbox_id, uidnext)
     return first
 
 
@@ -567,17 +582,13 @@ def fetch_meta(account_id: int, mailbox_id: int, uids: Iterable[int]) -> list[Me
 
 def changes_since(account_id: int, mailbox_id: int, modseq: int) -> Changes:
     """Flag changes and expunges after `modseq` (RFC 7162 §3.1.4, VANISHED §3.2.10)."""
-    box = _owned_box(account_id, mailbox_id, lock=False)
-    changed = [
-        MessageFlags(uid, ms, flagbits.join(bits, kw))
-        for uid, ms, bits, kw in Message.objects.filter(mailbox=box, modseq__gt=modseq)
-        .order_by("uid")
-        .values_list("uid", "modseq", "flags", "keywords")
-    ]
-    expunged = sorted(
-        ExpungedMessage.objects.filter(mailbox=box, modseq__gt=modseq).values_list("uid", flat=True)
-    )
-    return Changes(box.highestmodseq, box.uidnext, changed, expunged)
+    found = sql.changes_since(account_id, mailbox_id, modseq)
+    if found is None:
+        raise _gone()
+    (highestmodseq, uidnext), rows, expunged = found
+    join = flagbits.join
+    changed = [MessageFlags(uid, ms, join(bits, kw)) for uid, ms, bits, kw in rows]
+    return Changes(highestmodseq, uidnext, changed, expunged)
 
 
 def message_sha(account_id: int, mailbox_id: int, uid: int) -> str:

@@ -1,6 +1,7 @@
-"""Hand-written statements for the delivery hot path (ORM query building costs more than
-the queries themselves at hundreds of deliveries a second). Each runs on SQLite (3.35+, for
-RETURNING) and PostgreSQL; table names come from the models, values are parameters."""
+"""Hand-written statements for the hot paths: delivery, and the IMAP writes (STORE,
+EXPUNGE, APPEND) and change polls (ORM query building costs more than the queries
+themselves at hundreds of commands a second). Each runs on SQLite (3.35+, for RETURNING)
+and PostgreSQL; table names come from the models, values are parameters."""
 
 from __future__ import annotations
 
@@ -8,7 +9,18 @@ from datetime import datetime
 
 from django.db import connection
 
-from ..models import Account, Alias, AliasTarget, Domain, Mailbox, Message
+from ..models import (
+    Account,
+    Alias,
+    AliasTarget,
+    Content,
+    Domain,
+    ExpungedMessage,
+    Mailbox,
+    Message,
+)
+
+IN_LIMIT = 900  # values per IN list (SQLite's parameter limit is 999 on old builds)
 
 
 def _t(model) -> str:
@@ -111,3 +123,220 @@ def upsert_contents(rows: list[tuple[dict, int]]) -> dict[str, int]:
             for content_id, sha in cursor.fetchall():
                 ids[sha] = content_id
     return ids
+
+
+def _for_update() -> str:
+    """Row lock for a read in a write transaction (SQLite locks the whole database)."""
+    return " FOR UPDATE" if connection.features.has_select_for_update else ""
+
+
+def _marks(n: int) -> str:
+    return ", ".join(["%s"] * n)
+
+
+def _chunks(values: list, size: int = IN_LIMIT):
+    for k in range(0, len(values), size):
+        yield values[k : k + size]
+
+
+# The Mailbox columns in model order (Mailbox.from_db needs it), all but `created`.
+MAILBOX_COLUMNS = tuple(f.attname for f in Mailbox._meta.concrete_fields if f.name != "created")
+
+
+def owned_mailbox(account_id: int, mailbox_id: int, *, lock: bool) -> tuple | None:
+    """The mailbox row (MAILBOX_COLUMNS) if the account owns it; locked when `lock`."""
+    statement = (
+        f"SELECT {', '.join(MAILBOX_COLUMNS)} FROM {_t(Mailbox)} "  # noqa: S608
+        "WHERE id = %s AND account_id = %s" + (_for_update() if lock else "")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [mailbox_id, account_id])
+        return cursor.fetchone()
+
+
+def lock_owned_mailbox(account_id: int, mailbox_id: int) -> tuple[int, int, int] | None:
+    """Lock the mailbox row if the account owns it: (highestmodseq, uidnext, recent_uid)."""
+    statement = (
+        f"SELECT highestmodseq, uidnext, recent_uid FROM {_t(Mailbox)} "  # noqa: S608
+        "WHERE id = %s AND account_id = %s" + _for_update()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [mailbox_id, account_id])
+        return cursor.fetchone()
+
+
+def set_recent_uid(mailbox_id: int, value: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_t(Mailbox)} SET recent_uid = %s WHERE id = %s", [value, mailbox_id]
+        )
+
+
+def allocate_uids(mailbox_id: int, count: int) -> tuple[int, int]:
+    """Take `count` UIDs and one new MODSEQ of a mailbox: (uidnext, highestmodseq) after."""
+    statement = (
+        f"UPDATE {_t(Mailbox)} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1 "
+        "WHERE id = %s RETURNING uidnext, highestmodseq"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [count, mailbox_id])
+        uidnext, modseq = cursor.fetchone()
+    return uidnext, modseq
+
+
+def reserve_usage(account_id: int, amount: int) -> bool:
+    """Add `amount` to the account's usage unless that passes its quota; False if it would."""
+    statement = (
+        f"UPDATE {_t(Account)} SET used_bytes = used_bytes + %s "
+        "WHERE id = %s AND (quota_bytes = 0 OR used_bytes <= quota_bytes - %s)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [amount, account_id, amount])
+        return cursor.rowcount > 0
+
+
+def sub_usage(account_id: int, amount: int) -> None:
+    """Take `amount` off the account's usage, never below zero."""
+    statement = (
+        f"UPDATE {_t(Account)} SET used_bytes = "
+        "CASE WHEN used_bytes > %s THEN used_bytes - %s ELSE 0 END WHERE id = %s"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [amount, amount, account_id])
+
+
+def release_contents(counts: dict[int, int], now: datetime) -> None:
+    """Drop `counts[id]` references of each Content row; one at zero or below gets
+    orphaned_at = `now` (the right-hand sides see the row before the update)."""
+    by_count: dict[int, list[int]] = {}
+    for content_id, n in counts.items():
+        by_count.setdefault(n, []).append(content_id)
+    when = Content._meta.get_field("orphaned_at").get_db_prep_save(now, connection)
+    table = _t(Content)
+    with connection.cursor() as cursor:
+        for n, ids in by_count.items():
+            for chunk in _chunks(sorted(ids)):
+                cursor.execute(
+                    f"UPDATE {table} SET refcount = refcount - %s, "  # noqa: S608
+                    "orphaned_at = CASE WHEN refcount - %s <= 0 THEN %s ELSE orphaned_at END "
+                    f"WHERE id IN ({_marks(len(chunk))})",
+                    [n, n, when, *chunk],
+                )
+
+
+def exact_uid_conditions(uids: list[int]) -> list[tuple[str, list[int]]]:
+    """Conditions on `uid` matching exactly `uids` (ascending, distinct): one range when
+    they are consecutive, IN lists otherwise."""
+    if not uids:
+        return []
+    if uids[-1] - uids[0] + 1 == len(uids):
+        return [("uid BETWEEN %s AND %s", [uids[0], uids[-1]])]
+    return [(f"uid IN ({_marks(len(chunk))})", chunk) for chunk in _chunks(uids)]
+
+
+def flag_rows(mailbox_id: int, uids: list[int]) -> list[tuple[int, int, int, int, str]]:
+    """(id, uid, modseq, flags, keywords) of `uids` (ascending, distinct), in UID order."""
+    out: list = []
+    with connection.cursor() as cursor:
+        for condition, params in exact_uid_conditions(uids):
+            cursor.execute(
+                f"SELECT id, uid, modseq, flags, keywords FROM {_t(Message)} "  # noqa: S608
+                f"WHERE mailbox_id = %s AND {condition} ORDER BY uid",
+                [mailbox_id, *params],
+            )
+            out.extend(cursor.fetchall())
+    return out
+
+
+def bump_modseq(mailbox_id: int) -> int:
+    """Give the mailbox a new MODSEQ and return it."""
+    statement = (
+        f"UPDATE {_t(Mailbox)} SET highestmodseq = highestmodseq + 1 "
+        "WHERE id = %s RETURNING highestmodseq"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [mailbox_id])
+        return cursor.fetchone()[0]
+
+
+def set_message_flags(updates: dict[tuple[int, str], list[int]], modseq: int) -> None:
+    """Give the rows of each id list its (flags, keywords) and `modseq`: one UPDATE per
+    distinct flag set."""
+    table = _t(Message)
+    with connection.cursor() as cursor:
+        for (bits, keywords), ids in updates.items():
+            for chunk in _chunks(ids):
+                cursor.execute(
+                    f"UPDATE {table} SET flags = %s, keywords = %s, modseq = %s "  # noqa: S608
+                    f"WHERE id IN ({_marks(len(chunk))})",
+                    [bits, keywords, modseq, *chunk],
+                )
+
+
+def delete_messages(
+    mailbox_id: int, uids: list[int] | None, deleted_bit: int | None
+) -> list[tuple[int, int, int]]:
+    """Delete the mailbox's messages with these UIDs (ascending, distinct; None: all), only
+    those with `deleted_bit` set when given; return (uid, content_id, size), UID order."""
+    table = _t(Message)
+    extra = "" if deleted_bit is None else " AND (flags & %s) <> 0"
+    conditions = [("1 = 1", [])] if uids is None else exact_uid_conditions(uids)
+    out: list = []
+    with connection.cursor() as cursor:
+        for condition, params in conditions:
+            args = [mailbox_id, *params]
+            if deleted_bit is not None:
+                args.append(deleted_bit)
+            cursor.execute(
+                f"DELETE FROM {table} WHERE mailbox_id = %s AND {condition}{extra} "  # noqa: S608
+                "RETURNING uid, content_id, size",
+                args,
+            )
+            out.extend(cursor.fetchall())
+    out.sort()
+    return out
+
+
+def record_expunged(mailbox_id: int, uids: list[int]) -> int:
+    """Give the mailbox a new MODSEQ and leave a tombstone per UID with it; return it."""
+    modseq = bump_modseq(mailbox_id)
+    table = _t(ExpungedMessage)
+    with connection.cursor() as cursor:
+        for chunk in _chunks(uids, 300):
+            cursor.execute(
+                f"INSERT INTO {table} (mailbox_id, uid, modseq) VALUES "  # noqa: S608
+                + ", ".join(["(%s, %s, %s)"] * len(chunk)),
+                [v for uid in chunk for v in (mailbox_id, uid, modseq)],
+            )
+    return modseq
+
+
+def changes_since(account_id: int, mailbox_id: int, modseq: int):
+    """One read: ((highestmodseq, uidnext) or None when the account has no such mailbox,
+    [(uid, modseq, flags, keywords)] changed after `modseq` in UID order, [expunged uid]
+    ascending)."""
+    statement = (
+        f"SELECT 0, highestmodseq, uidnext, 0, '' FROM {_t(Mailbox)} "  # noqa: S608
+        "WHERE id = %s AND account_id = %s "
+        f"UNION ALL SELECT 1, uid, modseq, flags, keywords FROM {_t(Message)} "
+        "WHERE mailbox_id = %s AND modseq > %s "
+        f"UNION ALL SELECT 2, uid, 0, 0, '' FROM {_t(ExpungedMessage)} "
+        "WHERE mailbox_id = %s AND modseq > %s"
+    )
+    box = None
+    changed: list = []
+    expunged: list[int] = []
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [mailbox_id, account_id, mailbox_id, modseq, mailbox_id, modseq])
+        for kind, a, b, c, d in cursor.fetchall():
+            if kind == 1:
+                changed.append((a, b, c, d))
+            elif kind == 2:
+                expunged.append(a)
+            else:
+                box = (a, b)
+    if box is None:
+        return None
+    changed.sort()
+    expunged.sort()
+    return box, changed, expunged
