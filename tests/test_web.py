@@ -26,3 +26,8 @@ def test_admin_lists_accounts_for_staff_only(client, alice):
     client.login(username="root", password="pw")
     page = client.get("/admin/mailhost/account/")
     assert page.status_code == 200 and b"alice@example.test" in page.content
+
+
+def test_front_page_leads_to_the_admin(client):
+    response = client.get("/")
+    assert response.status_code == 302 and response["Location"] == "/admin/"
