@@ -12,7 +12,6 @@ Invariants:
 from . import blobs, events
 from .delivery import (
     DeliveryPlan,
-    accepts,
     check_recipient,
     deliver,
     execute_delivery,
@@ -78,7 +77,6 @@ __all__ = [
     "NotLocal",
     "OverQuota",
     "StoreError",
-    "accepts",
     "append",
     "append_many",
     "blobs",

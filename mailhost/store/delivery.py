@@ -89,12 +89,6 @@ def _expand(address: str, result: Resolution, visited: set[str], depth: int, top
         result.external.add(address)
 
 
-def accepts(address: str) -> bool:
-    """Does anyone here take mail for `address`?"""
-    res = resolve(address)
-    return not res.empty and (not res.external or _forwarder is not None)
-
-
 def check_recipient(address: str, size: int = 0) -> RecipientResult | None:
     """The RCPT-time check: None when mail for `address` (of about `size` bytes) would be
     taken, else the refusal. A recipient whose every mailbox is full is refused here (452

@@ -117,7 +117,7 @@ def lookup_by_id(mailbox_id: int) -> MailboxInfo:
 
 def delete(account_id: int, name: str) -> None:
     """Delete a mailbox and its messages. INBOX cannot be deleted; nor a parent (like Dovecot)."""
-    from .messages import release_contents
+    from .messages import _sub_usage, release_contents
 
     name = names.validate(name)
     if name == "INBOX":
@@ -129,20 +129,11 @@ def delete(account_id: int, name: str) -> None:
             raise HasChildren(f"Mailbox {name} has children; delete them first")
         rows = list(Message.objects.filter(mailbox=box).values_list("content_id", "size"))
         release_contents([c for c, _ in rows])
-        total = sum(size for _, size in rows)
-        if total:
-            Account.objects.filter(id=account_id).update(used_bytes=_minus(total))
+        _sub_usage(account_id, sum(size for _, size in rows))
         Message.objects.filter(mailbox=box).delete()
         box_id = box.id
         box.delete()
         publish_on_commit(MailboxEvent(account_id, box_id, "deleted"))
-
-
-def _minus(amount: int):
-    from django.db.models import F
-    from django.db.models.functions import Greatest
-
-    return Greatest(F("used_bytes") - amount, 0)
 
 
 def rename(account_id: int, old: str, new: str) -> None:

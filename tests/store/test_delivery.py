@@ -57,7 +57,7 @@ def test_external_alias_target_is_refused_without_an_outbound_queue(alice, monke
     add_alias("fwd@example.test", ["someone@elsewhere.example"])
     [result] = store.deliver(RAW, mail_from="", rcpt_to=["fwd@example.test"])
     assert (result.code, result.enhanced) == (550, "5.3.0")
-    assert not store.accepts("fwd@example.test")
+    assert store.check_recipient("fwd@example.test").code == 550  # refused at RCPT too
 
 
 def test_quota_gives_temporary_or_permanent_error(alice, carol, settings):

@@ -43,7 +43,7 @@ class Command(BaseCommand):
             ]
         jobs.start_worker()
         try:
-            asyncio.run(daemon.serve_until_signal(specs, self.announce, extra=[self.sweeper]))
+            daemon.run(specs, self.announce, extra=[self.sweeper])
         except OSError as e:
             raise CommandError(f"cannot listen on {bind}: {e.strerror}") from e
         finally:
