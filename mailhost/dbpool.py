@@ -10,6 +10,18 @@ commits whatever has queued up meanwhile in one transaction (group commit,
 `tx.write_batch`): one lock hand-over and one fsync for many commands, each still
 acknowledged only after its commit. PostgreSQL locks rows, not the database, so its
 writes run on a pool as wide as the read pool.
+
+On SQLite (unless BUZON_SQLITE_INLINE is off) the daemons do their database work on the
+event-loop thread instead, on that thread's own connection: short reads whose size the
+caller bounds (`run_db_short`) run where they are asked for, and writes queue for a
+group commit that runs as the loop's next callback, every write asked for meanwhile in one
+transaction. A SQLite statement costs microseconds, less than the hand-off to a thread and
+back (two thread wake-ups), and a thread stepping through rows fights the event loop for
+the GIL at every row: with threads, a STORE that takes 0.5 ms alone took 50-100 ms under
+load, at tens of thousands of context switches a second (bench/README.md). The loop is
+blocked for the length of a batch and its fsync (0.2 ms on the test machine's disk).
+Long reads (`run_db`) still go to the pool. PostgreSQL waits on the network, so its reads
+and writes stay on the pools.
 """
 
 from __future__ import annotations
@@ -18,6 +30,8 @@ import asyncio
 import functools
 import queue
 import threading
+import time
+from asyncio import events as _events
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -106,11 +120,113 @@ async def run_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     return await loop.run_in_executor(pool(), functools.partial(_call, fn, args, kwargs))
 
 
+def inline_reads() -> bool:
+    """True when short reads and writes run on the event-loop thread (SQLite, unless
+    BUZON_SQLITE_INLINE is off)."""
+    return settings.BUZON_SQLITE_INLINE and _is_sqlite()
+
+
+class _LoopWriter:
+    """Group commit on the event-loop thread: writes asked for during one pass of the
+    loop run in one transaction (`tx.write_batch`) as the loop's next callback."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.jobs: list[tuple[Callable[[], Any], asyncio.Future]] = []
+        self.scheduled = False
+
+    def submit(self, call: Callable[[], Any]) -> asyncio.Future:
+        future = self.loop.create_future()
+        self.jobs.append((call, future))
+        if not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
+        return future
+
+    def flush(self) -> None:
+        from mailhost.store import tx
+
+        batch, self.jobs = self.jobs[:WRITE_BATCH], self.jobs[WRITE_BATCH:]
+        self.scheduled = bool(self.jobs)
+        if self.scheduled:
+            self.loop.call_soon(self.flush)
+        batch = [(call, f) for call, f in batch if not f.cancelled()]
+        if not batch:
+            return
+        try:
+            results = call_outside_loop(tx.write_batch, [call for call, _ in batch])
+        except BaseException as e:  # noqa: BLE001 - reported to every waiting caller
+            results = [(False, e)] * len(batch)
+        for (_, future), (ok, value) in zip(batch, results, strict=True):
+            if future.cancelled():
+                continue
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)  # type: ignore[arg-type]
+
+
+_loop_writers: dict[int, _LoopWriter] = {}
+
+
+def _loop_writer(loop: asyncio.AbstractEventLoop) -> _LoopWriter:
+    writer = _loop_writers.get(id(loop))
+    if writer is None or writer.loop is not loop:
+        writer = _loop_writers[id(loop)] = _LoopWriter(loop)
+    return writer
+
+
+def _is_sqlite() -> bool:
+    return "sqlite" in settings.DATABASES["default"]["ENGINE"]
+
+
+async def run_db_short(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Run `fn`, a read the caller keeps short (a bounded number of rows), on the event-loop
+    thread when `inline_reads()`, else as `run_db` does."""
+    if not inline_reads():
+        return await run_db(fn, *args, **kwargs)
+    return call_outside_loop(fn, *args, **kwargs)
+
+
+def call_outside_loop(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """Call sync ORM code from a coroutine, on purpose: Django refuses ORM calls where an
+    event loop runs (SynchronousOnlyOperation) to catch accidental blocking; this is the
+    one deliberate exception, for short SQLite reads. It hides the running loop from that
+    check for the length of the call (the call itself must not use asyncio)."""
+    loop = _events._get_running_loop()
+    if loop is None:  # not on an event loop: nothing to hide
+        return fn(*args, **kwargs)
+    _events._set_running_loop(None)
+    started = time.perf_counter()
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _events._set_running_loop(loop)
+        _slow_inline(fn, time.perf_counter() - started)
+
+
+SLOW_INLINE_SECONDS = 0.05
+
+
+def _slow_inline(fn: Callable, seconds: float) -> None:
+    """Log an inline read that held the event loop too long: its caller's bound is wrong."""
+    if seconds > SLOW_INLINE_SECONDS:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "inline read %s held the event loop for %.0f ms",
+            getattr(fn, "__qualname__", fn),
+            seconds * 1000,
+        )
+
+
 async def run_db_write(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Run `fn`, which writes (store.append, set_flags, expunge...): on SQLite batched with
     other writes into one transaction, on PostgreSQL on the writers' pool."""
     call = functools.partial(fn, *args, **kwargs)
-    if "sqlite" in settings.DATABASES["default"]["ENGINE"]:
+    if inline_reads():
+        return await _loop_writer(asyncio.get_running_loop()).submit(call)
+    if _is_sqlite():
         return await asyncio.wrap_future(_batch_writer().submit(call))
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(write_pool(), functools.partial(_call, call, (), {}))

@@ -32,6 +32,8 @@ BUZON_MAX_MESSAGE_SIZE = env_size("BUZON_MAX_MESSAGE_SIZE", 50 * 1024 * 1024)
 BUZON_DEFAULT_QUOTA = env_size("BUZON_DEFAULT_QUOTA", 0)  # 0 = unlimited
 BUZON_QUOTA_PERMANENT = env_bool("BUZON_QUOTA_PERMANENT", False)
 BUZON_DB_THREADS = env_int("BUZON_DB_THREADS", 8)
+# SQLite: short reads and the writes run on the daemons' event-loop thread (mailhost/dbpool.py).
+BUZON_SQLITE_INLINE = env_bool("BUZON_SQLITE_INLINE", True)
 BUZON_JOB_THREADS = env_int("BUZON_JOB_THREADS", 4)
 BUZON_TLS_CERT = env_str("BUZON_TLS_CERT", "")
 BUZON_TLS_KEY = env_str("BUZON_TLS_KEY", "")

@@ -15,11 +15,12 @@ import itertools
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from django.conf import settings
 
 from mailhost import store
-from mailhost.dbpool import run_db, run_db_write
+from mailhost.dbpool import run_db, run_db_short, run_db_write
 from mailhost.mail import utf7
 from mailhost.store import errors as store_errors
 from mailhost.store import names
@@ -32,6 +33,7 @@ from .parser import CommandBuffer, CommandTooLarge, ParseError, literal_request,
 from .selected import Selected
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 _ids = itertools.count(1)
 
 
@@ -125,6 +127,10 @@ AUTHED_CAPS = [
     "BINARY",
     "UTF8=ACCEPT",
 ]
+
+# Reads of at most this many rows are short (mailhost.dbpool.run_db_short): on SQLite they
+# run on the event-loop thread; bigger ones (a 100,000-message SELECT) go to the pool.
+SHORT_READ_ROWS = 5000
 
 Handler = Callable[["Session", c.Command], Awaitable[object]]
 HANDLERS: dict[type[c.Command], Handler] = {}
@@ -448,6 +454,13 @@ class Session:
             flags = (*flags, "\\Recent")
         return responses.flag_list(flags)
 
+    async def read(self, fn: Callable[..., T], /, *args: Any, rows: int, **kwargs: Any) -> T:
+        """Run the store read `fn` that touches about `rows` rows: short ones inline on
+        SQLite (mailhost.dbpool.run_db_short), long ones on the DB pool."""
+        if rows <= SHORT_READ_ROWS:
+            return await run_db_short(fn, *args, **kwargs)
+        return await run_db(fn, *args, **kwargs)
+
     def need_selected(self) -> Selected:
         if self.selected is None:
             raise Bad("No mailbox selected")
@@ -472,7 +485,8 @@ async def _changes_since(account_id: int, mailbox_id: int, modseq: int):
     future = asyncio.get_running_loop().create_future()
     _inflight[key] = future
     try:
-        result = await run_db(store.changes_since, account_id, mailbox_id, modseq)
+        # Short: what changed since the view's MODSEQ, a handful of rows between commands.
+        result = await run_db_short(store.changes_since, account_id, mailbox_id, modseq)
         future.set_result(result)
         return result
     except BaseException as e:

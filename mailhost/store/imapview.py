@@ -18,7 +18,6 @@ from ..models import Mailbox, Message
 from . import flags as flagbits
 from .errors import MailboxNotFound
 from .mailboxes import get as get_mailbox
-from .messages import claim_recent
 from .names import normalize as normalize_name
 from .values import MailboxInfo
 
@@ -42,16 +41,14 @@ class OpenedMailbox:
     first_unseen_uid: int | None
 
 
-def open_mailbox(account_id: int, name: str, *, claim: bool, want_unseen: bool) -> OpenedMailbox:
+def open_mailbox(account_id: int, name: str, *, want_unseen: bool) -> OpenedMailbox:
     """Read the mailbox row first, then its UIDs below that UIDNEXT: a message added in
-    between has a higher MODSEQ and UID, so the session's next changes_since() reports it."""
+    between has a higher MODSEQ and UID, so the session's next changes_since() reports it.
+    Read only; `first_recent_uid` is where \\Recent starts before any claim (the caller
+    claims with messages.claim_recent, a write, and opens again)."""
     # No transaction: on SQLite every transaction takes the write lock (IMMEDIATE mode).
     with connection.cursor() as cursor:
         box, recent_uid = _mailbox_row(cursor, account_id, name)
-        first_recent = recent_uid
-        if claim and recent_uid < box.uidnext:  # a write only when there is something to claim
-            first_recent = claim_recent(account_id, box.id)
-            box, _ = _mailbox_row(cursor, account_id, name)
         cursor.execute(
             f"SELECT uid FROM {_MESSAGE} WHERE mailbox_id = %s AND uid < %s ORDER BY uid",  # noqa: S608
             [box.id, box.uidnext],
@@ -66,7 +63,7 @@ def open_mailbox(account_id: int, name: str, *, claim: bool, want_unseen: bool) 
             )
             row = cursor.fetchone()
             first_unseen = row[0] if row else None
-    return OpenedMailbox(box, uids, first_recent, first_unseen)
+    return OpenedMailbox(box, uids, recent_uid, first_unseen)
 
 
 def _mailbox_row(cursor, account_id: int, name: str) -> tuple[MailboxInfo, int]:

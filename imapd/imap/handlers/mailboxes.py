@@ -4,6 +4,7 @@ NAMESPACE, STATUS, APPEND, CLOSE, UNSELECT and QUOTA (RFC 9208)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from django.conf import settings
 
@@ -17,7 +18,7 @@ from .. import commands as c
 from .. import responses
 from ..errors import Bad, No
 from ..selected import Selected
-from ..session import Session, State, handles
+from ..session import SHORT_READ_ROWS, Session, State, handles
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 
@@ -41,13 +42,12 @@ async def select(s: Session, cmd: c.Select) -> tuple[str, str]:
         s.condstore = True
     name = s.mailbox_name(cmd.mailbox)
     rev1 = not s.rev2
-    opened = await run_db(
-        imapview.open_mailbox,
-        s.account_id,
-        name,
-        claim=rev1 and not cmd.readonly,
-        want_unseen=rev1,
-    )
+    opened = await _open(s, name, want_unseen=rev1)
+    if rev1 and not cmd.readonly and opened.first_recent_uid < opened.info.uidnext:
+        # RFC 3501 §2.3.2: claim \Recent (a write, only when there is something to claim),
+        # then read again so the view holds every UID below the claimed UIDNEXT.
+        first = await run_db_write(messages.claim_recent, s.account_id, opened.info.id)
+        opened = replace(await _open(s, name, want_unseen=rev1), first_recent_uid=first)
     info = opened.info
     sel = Selected(
         info=info,
@@ -82,6 +82,26 @@ async def select(s: Session, cmd: c.Select) -> tuple[str, str]:
     if cmd.qresync is not None and cmd.qresync.uidvalidity == info.uidvalidity:
         await _qresync(s, sel, cmd.qresync)
     return ("READ-ONLY" if cmd.readonly else "READ-WRITE", f"{cmd.name} completed")
+
+
+_big_mailboxes: set[tuple[int, str]] = set()  # seen with more than SHORT_READ_ROWS messages
+
+
+async def _open(s: Session, name: str, *, want_unseen: bool) -> imapview.OpenedMailbox:
+    """imapview.open_mailbox, as a short read unless this mailbox was big last time."""
+    key = (s.account_id, name)
+    opened = await s.read(
+        imapview.open_mailbox,
+        s.account_id,
+        name,
+        want_unseen=want_unseen,
+        rows=SHORT_READ_ROWS + 1 if key in _big_mailboxes else 0,
+    )
+    if len(opened.uids) > SHORT_READ_ROWS:
+        _big_mailboxes.add(key)
+    else:
+        _big_mailboxes.discard(key)
+    return opened
 
 
 async def _qresync(s: Session, sel: Selected, q: c.QResync) -> None:

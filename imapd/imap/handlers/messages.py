@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left
 
 from mailhost import store
-from mailhost.dbpool import run_db, run_db_write
+from mailhost.dbpool import run_db, run_db_short, run_db_write
 from mailhost.store import imapview
 
 from .. import commands as c
@@ -13,7 +13,10 @@ from .. import fetchdata, responses
 from ..errors import Bad, No
 from ..session import Session, handles
 
-FETCH_CHUNK = 200  # messages per DB round trip when bodies or structures are needed
+# Messages per read: with bodies a chunk is a short read (mailhost.dbpool.run_db_short), so
+# on SQLite it runs on the event loop, which then sends it before reading the next.
+FETCH_CHUNK = 50
+FETCH_CHUNK_NO_BODY = 500
 
 
 @handles(c.Fetch)
@@ -54,9 +57,9 @@ async def fetch(s: Session, cmd: c.Fetch) -> None:
     if not want_row:
         await _fetch_flags(s, uids, items, cmd.changedsince)
         return
-    chunk = FETCH_CHUNK if want_raw else 2000
+    chunk = FETCH_CHUNK if want_raw else FETCH_CHUNK_NO_BODY
     for i in range(0, len(uids), chunk):
-        rows = await run_db(
+        rows = await run_db_short(
             imapview.fetch_rows,
             s.account_id,
             sel.mailbox_id,
@@ -88,7 +91,7 @@ async def _fetch_flags(s: Session, uids: list[int], items: list, changedsince: i
     sel = s.need_selected()
     triples = sel.cached_flags(uids) if s.in_sync() else None
     if triples is None:
-        rows = await run_db(imapview.flag_rows, s.account_id, sel.mailbox_id, uids)
+        rows = await s.read(imapview.flag_rows, s.account_id, sel.mailbox_id, uids, rows=len(uids))
         triples = []
         for row in rows:
             sel.note_flags(row.uid, row.flags, row.modseq)
@@ -127,7 +130,7 @@ async def _flag_rows(s: Session, uids: list[int]) -> list[imapview.FlagRow]:
         cached = sel.cached_flags(uids)
         if cached is not None:
             return [imapview.FlagRow(uid, modseq, flags) for uid, flags, modseq in cached]
-    rows = await run_db(imapview.flag_rows, s.account_id, sel.mailbox_id, uids)
+    rows = await s.read(imapview.flag_rows, s.account_id, sel.mailbox_id, uids, rows=len(uids))
     for row in rows:
         sel.note_flags(row.uid, row.flags, row.modseq)
     return rows
