@@ -41,6 +41,14 @@ def section_bytes(raw: bytes, parts: dict, section: Section) -> bytes | None:
     )
 
 
+def header_section_bytes(header: bytes, section: Section) -> bytes:
+    """BODY[HEADER], BODY[HEADER.FIELDS (...)] or .NOT of the message itself, from its
+    header block alone (the stored raw[:header_end])."""
+    if section.text == "HEADER":
+        return header
+    return select_header_fields(header, section.fields, exclude=section.text == "HEADER.FIELDS.NOT")
+
+
 def binary_bytes(raw: bytes, parts: dict, section: Section) -> bytes | None:
     """BINARY[part]: the part with its Content-Transfer-Encoding undone (RFC 3516 §4.2)."""
     span = find_section(parts, section.part)
@@ -81,6 +89,12 @@ def item(att: FetchAtt, row: FetchRow, flags: bytes, uid: int) -> bytes:
         return b"BODYSTRUCTURE " + row.bodystructure
     if name == "BODY":
         return b"BODY " + row.body
+    if row.raw is None and row.header is not None:  # read for header sections only
+        if name == "RFC822.HEADER":
+            return b"RFC822.HEADER " + responses.literal(row.header)
+        assert att.section is not None
+        data, origin = _partial(header_section_bytes(row.header, att.section), att)
+        return b"BODY[" + att.section.spec() + b"]" + origin + b" " + responses.literal(data)
     raw, parts = row.raw or b"", row.parts or {}
     if name == "RFC822":
         return b"RFC822 " + responses.literal(raw)
@@ -114,6 +128,27 @@ def sets_seen(att: FetchAtt) -> bool:
         "RFC822",
         "RFC822.TEXT",
     )
+
+
+_HEADER_TEXTS = ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT")
+_COLUMN_OF = {"ENVELOPE": "envelope", "BODY": "body", "BODYSTRUCTURE": "bodystructure"}
+
+
+def columns(att: FetchAtt) -> set[str]:
+    """What imapview.fetch_rows must read for this item (imapview.FETCH_COLUMNS)."""
+    name = att.name
+    if name in _COLUMN_OF:
+        return {_COLUMN_OF[name]}
+    if name == "RFC822.HEADER" or (
+        name == "BODY[]"
+        and att.section is not None
+        and not att.section.part
+        and att.section.text in _HEADER_TEXTS
+    ):
+        return {"header"}
+    if needs_raw(att):
+        return {"raw"}
+    return set()
 
 
 def needs_raw(att: FetchAtt) -> bool:

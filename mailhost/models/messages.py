@@ -2,6 +2,8 @@ from django.db import models
 
 from .mailboxes import Mailbox
 
+HEADER_COLUMN_MAX = 64 * 1024
+
 
 class Content(models.Model):
     """One stored message body (a blob), shared by every Message with the same bytes.
@@ -18,6 +20,9 @@ class Content(models.Model):
     refcount = models.IntegerField(default=0)
     orphaned_at = models.DateTimeField(null=True, blank=True)
     header_end = models.IntegerField(default=0)
+    # The header block as it arrived (raw[:header_end]), so FETCH of BODY[HEADER...] needs no
+    # blob; null when longer than HEADER_COLUMN_MAX or stored before this column existed.
+    header = models.BinaryField(null=True, blank=True)
     envelope = models.BinaryField()  # IMAP ENVELOPE, serialised
     body = models.BinaryField()  # IMAP BODY, serialised
     bodystructure = models.BinaryField()  # IMAP BODYSTRUCTURE, serialised

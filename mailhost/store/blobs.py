@@ -25,7 +25,19 @@ def digest(raw: bytes) -> str:
 
 
 def path(sha256: str) -> Path:
-    return root() / sha256[:2] / sha256[2:4] / sha256
+    return Path(file_name(sha256))
+
+
+_root_cache: tuple[object, str] = (None, "")
+
+
+def file_name(sha256: str) -> str:
+    """The blob's path as a string, built without pathlib (IMAP reads hundreds a second)."""
+    global _root_cache
+    data_dir = settings.BUZON_DATA_DIR
+    if _root_cache[0] != data_dir:
+        _root_cache = (data_dir, str(root()))
+    return f"{_root_cache[1]}/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
 def exists(sha256: str) -> bool:
@@ -70,7 +82,7 @@ def put(raw: bytes, sha256: str | None = None) -> str:
 
 
 def read(sha256: str, start: int = 0, end: int | None = None) -> bytes:
-    with open(path(sha256), "rb") as f:
+    with open(file_name(sha256), "rb") as f:
         if start:
             f.seek(start)
         return f.read() if end is None else f.read(max(0, end - start))
@@ -78,7 +90,7 @@ def read(sha256: str, start: int = 0, end: int | None = None) -> bytes:
 
 def open_blob(sha256: str) -> BinaryIO:
     """Open for streaming (POP3 RETR of a 50 MB message must not load it whole)."""
-    return open(path(sha256), "rb")
+    return open(file_name(sha256), "rb")
 
 
 def remove(sha256: str) -> None:

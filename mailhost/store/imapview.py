@@ -145,24 +145,37 @@ class FetchRow:
     flags: tuple[str, ...]
     internaldate: datetime
     size: int
-    envelope: bytes
-    body: bytes
-    bodystructure: bytes
-    parts: dict | None
-    raw: bytes | None
+    envelope: bytes = b""
+    body: bytes = b""
+    bodystructure: bytes = b""
+    parts: dict | None = None
+    raw: bytes | None = None
+    header: bytes | None = None  # the header block, raw[:header_end]
+
+
+#: What fetch_rows can read beyond the message row: the serialised IMAP structures, the
+#: header block (from its column, else from the blob) and the whole blob with its parts.
+FETCH_COLUMNS = frozenset({"envelope", "body", "bodystructure", "header", "raw"})
 
 
 def fetch_rows(
-    account_id: int, mailbox_id: int, uids: Sequence[int], *, structure: bool, raw: bool
+    account_id: int, mailbox_id: int, uids: Sequence[int], *, want: frozenset[str]
 ) -> list[FetchRow]:
-    """Rows for FETCH: metadata always; parts JSON when `structure`; blob bytes when `raw`."""
+    """Rows for FETCH: the message row always, plus what `want` (FETCH_COLUMNS) names;
+    only those columns are read, so `FETCH (FLAGS BODY.PEEK[HEADER.FIELDS ...])` costs
+    neither the structures nor a file."""
     from . import blobs
 
     wanted = set(uids)
-    columns = "m.uid, m.modseq, m.flags, m.keywords, m.internaldate, m.size, c.sha256,"
-    columns += " c.envelope, c.body, c.bodystructure"
-    if structure or raw:
+    columns = "m.uid, m.modseq, m.flags, m.keywords, m.internaldate, m.size, c.sha256"
+    extra = [name for name in ("envelope", "body", "bodystructure") if name in want]
+    raw, header = "raw" in want, "header" in want and "raw" not in want
+    for name in extra:
+        columns += f", c.{name}"
+    if raw:
         columns += ", c.parts"
+    elif header:
+        columns += ", c.header, c.header_end"
     out = []
     join = flagbits.join
     with connection.cursor() as cursor:
@@ -179,6 +192,15 @@ def fetch_rows(
                 uid = row[0]
                 if uid not in wanted:
                     continue
+                more = {name: bytes(value) for name, value in zip(extra, row[7:], strict=False)}
+                if raw:
+                    more["parts"] = json.loads(row[-1])
+                    more["raw"] = blobs.read(row[6])
+                elif header:
+                    block, end = row[-2], row[-1]
+                    more["header"] = (
+                        bytes(block) if block is not None else blobs.read(row[6], 0, end)
+                    )
                 out.append(
                     FetchRow(
                         uid=uid,
@@ -186,11 +208,7 @@ def fetch_rows(
                         flags=join(row[2], row[3]),
                         internaldate=_aware(row[4]),
                         size=row[5],
-                        envelope=bytes(row[7]),
-                        body=bytes(row[8]),
-                        bodystructure=bytes(row[9]),
-                        parts=json.loads(row[10]) if len(row) > 10 else None,
-                        raw=blobs.read(row[6]) if raw else None,
+                        **more,
                     )
                 )
     return out

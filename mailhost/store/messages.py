@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from ..mail.parse import ParsedMessage, parse_message
 from ..models import Account, Content, Mailbox, Message
+from ..models.messages import HEADER_COLUMN_MAX
 from . import blobs, sql, tx
 from . import flags as flagbits
 from .errors import AccountNotFound, MailboxNotFound, MessageTooLarge, OverQuota
@@ -59,6 +60,7 @@ def _content_fields(prep: Prepared) -> dict:
         "size": p.size,
         "crlf_size": crlf_size(prep.raw),
         "header_end": p.header_end,
+        "header": prep.raw[: p.header_end] if p.header_end <= HEADER_COLUMN_MAX else None,
         "envelope": p.envelope,
         "body": p.body,
         "bodystructure": p.bodystructure,

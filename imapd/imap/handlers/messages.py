@@ -52,20 +52,14 @@ async def fetch(s: Session, cmd: c.Fetch) -> None:
         if seen_changed and not any(i.name == "FLAGS" for i in items):
             items.append(c.FetchAtt("FLAGS"))  # RFC 9051 §6.4.5: report the implicit change
     want_row = any(fetchdata.needs_row(i) for i in items)
-    want_raw = any(fetchdata.needs_raw(i) for i in items)
-    want_structure = want_raw or any(i.name in ("BINARY.SIZE",) for i in items)
+    want = frozenset().union(*(fetchdata.columns(i) for i in items))
     if not want_row:
         await _fetch_flags(s, uids, items, cmd.changedsince)
         return
-    chunk = FETCH_CHUNK if want_raw else FETCH_CHUNK_NO_BODY
+    chunk = FETCH_CHUNK if "raw" in want else FETCH_CHUNK_NO_BODY
     for i in range(0, len(uids), chunk):
         rows = await run_db_short(
-            imapview.fetch_rows,
-            s.account_id,
-            sel.mailbox_id,
-            uids[i : i + chunk],
-            structure=want_structure,
-            raw=want_raw,
+            imapview.fetch_rows, s.account_id, sel.mailbox_id, uids[i : i + chunk], want=want
         )
         out = []
         for row in rows:
