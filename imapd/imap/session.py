@@ -131,6 +131,7 @@ AUTHED_CAPS = [
 # Reads of at most this many rows are short (mailhost.dbpool.run_db_short): on SQLite they
 # run on the event-loop thread; bigger ones (a 100,000-message SELECT) go to the pool.
 SHORT_READ_ROWS = 5000
+OUTPUT_FLUSH = 256 * 1024
 
 Handler = Callable[["Session", c.Command], Awaitable[object]]
 HANDLERS: dict[type[c.Command], Handler] = {}
@@ -183,6 +184,8 @@ class Session:
         self.current: c.Command | None = None
         self.last_forced_sync = 0.0  # NOOP/CHECK ask the store at most every few seconds
         self.events: list = []  # drained from `sub` but not yet reported
+        self.out: list[bytes] = []  # response bytes not yet written (see send)
+        self.out_size = 0
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -223,13 +226,28 @@ class Session:
         return caps
 
     # -- output ----------------------------------------------------------------------------
+    # A command's response lines are collected and written together when the session drains
+    # (before it waits for input, and after each command): one send() per command instead
+    # of one per line. Past OUTPUT_FLUSH bytes they go out at once, so memory stays bounded.
     def send(self, data: bytes) -> None:
-        self.conn.write(data)
+        self.out.append(data)
+        self.out_size += len(data)
+        if self.out_size >= OUTPUT_FLUSH:
+            self.flush()
 
     def untagged(self, *parts: bytes) -> None:
-        self.conn.write(responses.untagged(*parts))
+        self.send(responses.untagged(*parts))
+
+    def flush(self) -> None:
+        """Hand the collected output to the connection (without waiting for it to drain)."""
+        if self.out:
+            data = self.out[0] if len(self.out) == 1 else b"".join(self.out)
+            self.out.clear()
+            self.out_size = 0
+            self.conn.write(data)
 
     async def drain(self) -> None:
+        self.flush()
         await self.conn.drain()
 
     # -- names -----------------------------------------------------------------------------
@@ -262,7 +280,8 @@ class Session:
                 data = await self.read_command()
                 if data is None:
                     break
-                if data == b"":
+                if data == b"":  # refused while being read: the answer is collected
+                    await self.drain()
                     continue
                 await self.limiter.wait()
                 await self.handle(data)
