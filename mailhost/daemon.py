@@ -161,19 +161,34 @@ def _bind(host: str, port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
-class _PreboundLoop(asyncio.SelectorEventLoop):
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The daemons' event loop: uvloop (libuv; about a fifth less CPU per IMAP command than
+    asyncio's selector loop, bench/README.md) unless BUZON_EVENT_LOOP=asyncio."""
+    return _loop_class()()
+
+
+def _loop_class() -> type[asyncio.AbstractEventLoop]:
+    from django.conf import settings
+
+    if settings.BUZON_EVENT_LOOP == "uvloop":
+        import uvloop
+
+        return uvloop.Loop
+    return asyncio.SelectorEventLoop
+
+
+def _prebound_loop(prebound: dict[tuple[str, int], socket.socket]) -> asyncio.AbstractEventLoop:
     """An event loop whose create_server(host, port) serves a socket bound by the parent,
     so the listeners' own start functions (asyncio.start_server) work unchanged."""
 
-    def __init__(self, prebound: dict[tuple[str, int], socket.socket]) -> None:
-        super().__init__()
-        self._prebound = dict(prebound)
+    class PreboundLoop(_loop_class()):  # type: ignore[misc, valid-type]
+        async def create_server(self, protocol_factory, host=None, port=None, **kwargs):
+            sock = prebound.pop((host, port), None) if kwargs.get("sock") is None else None
+            if sock is not None:
+                return await super().create_server(protocol_factory, sock=sock, **kwargs)
+            return await super().create_server(protocol_factory, host, port, **kwargs)
 
-    async def create_server(self, protocol_factory, host=None, port=None, **kwargs):
-        sock = self._prebound.pop((host, port), None) if kwargs.get("sock") is None else None
-        if sock is not None:
-            return await super().create_server(protocol_factory, sock=sock, **kwargs)
-        return await super().create_server(protocol_factory, host, port, **kwargs)
+    return PreboundLoop()
 
 
 def _reset_after_fork() -> None:
@@ -205,7 +220,7 @@ def _run_worker(
     try:
         _reset_after_fork()
         tasks = [*extra, functools.partial(_watch_parent, parent)]
-        with asyncio.Runner(loop_factory=lambda: _PreboundLoop(prebound)) as runner:
+        with asyncio.Runner(loop_factory=lambda: _prebound_loop(dict(prebound))) as runner:
             runner.run(serve_until_signal(specs, lambda *a: None, extra=tasks))
         return 0
     except KeyboardInterrupt:
@@ -337,6 +352,7 @@ def run(
 ) -> int:
     """What the daemon commands call: one process (workers=1) or `serve_workers`."""
     if workers == 1:
-        asyncio.run(serve_until_signal(specs, on_listen, extra=extra))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(serve_until_signal(specs, on_listen, extra=extra))
         return 0
     return serve_workers(specs, on_listen, workers, extra=extra)

@@ -34,6 +34,7 @@ BUZON_QUOTA_PERMANENT = env_bool("BUZON_QUOTA_PERMANENT", False)
 BUZON_DB_THREADS = env_int("BUZON_DB_THREADS", 8)
 # SQLite: short reads and the writes run on the daemons' event-loop thread (mailhost/dbpool.py).
 BUZON_SQLITE_INLINE = env_bool("BUZON_SQLITE_INLINE", True)
+BUZON_EVENT_LOOP = env_str("BUZON_EVENT_LOOP", "uvloop")  # uvloop | asyncio
 BUZON_JOB_THREADS = env_int("BUZON_JOB_THREADS", 4)
 BUZON_TLS_CERT = env_str("BUZON_TLS_CERT", "")
 BUZON_TLS_KEY = env_str("BUZON_TLS_KEY", "")

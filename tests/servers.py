@@ -14,7 +14,10 @@ class ServerThread(threading.Thread):
         self.loop: asyncio.AbstractEventLoop | None = None
 
     def run(self) -> None:
-        asyncio.run(self._main())
+        from mailhost.daemon import new_event_loop  # the daemons' loop (uvloop by default)
+
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(self._main())
 
     async def _main(self) -> None:
         self.loop, self.stopping = asyncio.get_running_loop(), asyncio.Event()

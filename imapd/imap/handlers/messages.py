@@ -83,32 +83,45 @@ async def _fetch_flags(s: Session, uids: list[int], items: list, changedsince: i
     """FETCH of UID, FLAGS and MODSEQ only (`UID FETCH 1:* (FLAGS)`, a client's resync):
     one %-format per message, the flag lists serialised once per distinct set."""
     sel = s.need_selected()
-    triples = sel.cached_flags(uids) if s.in_sync() else None
-    if triples is None:
+    cache = sel.flags
+    if s.in_sync() and all(u in cache for u in uids):
+        triples = [(u, *cache[u]) for u in uids]
+        # resolve() gives UIDs of the view, ascending: all of them means seq = index + 1.
+        whole = len(uids) == len(sel.uids)
+    else:
         rows = await s.read(imapview.flag_rows, s.account_id, sel.mailbox_id, uids, rows=len(uids))
         triples = []
         for row in rows:
             sel.note_flags(row.uid, row.flags, row.modseq)
             triples.append((row.uid, row.flags, row.modseq))
-    specs = [_FLAG_ITEMS[i.name] for i in items]
-    template = b"* %%d FETCH (%s)\r\n" % b" ".join(fmt for fmt, _ in specs)
-    picks = [which for _, which in specs]
+        whole = False
+    names = tuple(i.name for i in items)
+    template = b"* %%d FETCH (%s)\r\n" % b" ".join(_FLAG_ITEMS[n][0] for n in names)
+    picks = tuple(_FLAG_ITEMS[n][1] for n in names)
     recent = sel.recent if not s.rev2 else ()
-    serialised: dict[tuple[tuple[str, ...], bool], bytes] = {}
-    all_uids, n = sel.uids, len(sel.uids)
+    serialised: dict[tuple[str, ...], bytes] = {}
+    all_uids = sel.uids
     out = []
-    for uid, flags, modseq in triples:
+    for i, (uid, flags, modseq) in enumerate(triples):
         if changedsince is not None and modseq <= changedsince:
             continue
-        i = bisect_left(all_uids, uid)
-        if i == n or all_uids[i] != uid:
-            continue
-        key = (flags, uid in recent)
-        fb = serialised.get(key)
-        if fb is None:
-            fb = serialised[key] = responses.flag_list((*flags, "\\Recent") if key[1] else flags)
-        values = (uid, fb, modseq)
-        out.append(template % (i + 1, *[values[p] for p in picks]))
+        if whole:
+            seq = i + 1
+        else:
+            seq = bisect_left(all_uids, uid) + 1
+            if seq > len(all_uids) or all_uids[seq - 1] != uid:
+                continue
+        if uid in recent:
+            fb = responses.flag_list((*flags, "\\Recent"))
+        else:
+            fb = serialised.get(flags)
+            if fb is None:
+                fb = serialised[flags] = responses.flag_list(flags)
+        if picks == (0, 1):
+            out.append(template % (seq, uid, fb))
+        else:
+            values = (uid, fb, modseq)
+            out.append(template % (seq, *[values[p] for p in picks]))
         if len(out) >= 1000:
             s.send(b"".join(out))
             out.clear()
