@@ -6,8 +6,16 @@ Sections are slices of the stored bytes at the offsets the parser recorded on ar
 
 from __future__ import annotations
 
-from mailhost.mail.parse import KNOWN_CTES, decode_part_body, find_section, select_header_fields
-from mailhost.store.imapview import FetchRow
+from collections import OrderedDict
+
+from mailhost.mail.parse import (
+    KNOWN_CTES,
+    decode_part_body,
+    find_section,
+    header_fields,
+    select_header_fields,
+)
+from mailhost.store.imapview import FetchRow, aware
 
 from . import responses
 from .commands import FetchAtt, Section
@@ -41,12 +49,45 @@ def section_bytes(raw: bytes, parts: dict, section: Section) -> bytes | None:
     )
 
 
-def header_section_bytes(header: bytes, section: Section) -> bytes:
+def header_section_bytes(header: bytes, section: Section, sha256: str = "") -> bytes:
     """BODY[HEADER], BODY[HEADER.FIELDS (...)] or .NOT of the message itself, from its
     header block alone (the stored raw[:header_end])."""
     if section.text == "HEADER":
         return header
-    return select_header_fields(header, section.fields, exclude=section.text == "HEADER.FIELDS.NOT")
+    if not sha256:
+        return select_header_fields(
+            header, section.fields, exclude=section.text == "HEADER.FIELDS.NOT"
+        )
+    wanted = {f.encode("utf-8", "surrogateescape").lower() for f in section.fields}
+    exclude = section.text == "HEADER.FIELDS.NOT"
+    out = [field for name, field in _fields(header, sha256) if (name in wanted) != exclude]
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+# Like Dovecot's cache file, in memory: the header block of recently fetched messages,
+# split into fields once, so each later HEADER.FIELDS is a filter over a list. Keyed by
+# content digest (the same bytes whatever the mailbox); LRU, at most HEADER_CACHE entries.
+HEADER_CACHE = 8192
+_header_cache: OrderedDict[str, list[tuple[bytes, bytes]]] = OrderedDict()
+
+
+def _fields(header: bytes, sha256: str) -> list[tuple[bytes, bytes]]:
+    """(name in ASCII lower case, field bytes ending in a line break) of a header block,
+    compared as select_header_fields compares them (RFC 9051 §6.4.5: case-insensitive)."""
+    hit = _header_cache.get(sha256)
+    if hit is not None:
+        _header_cache.move_to_end(sha256)
+        return hit
+    fields = []
+    for name, field in header_fields(header):
+        if not field.endswith(b"\n"):
+            field += b"\r\n"
+        fields.append((name.encode("utf-8", "surrogateescape").lower(), field))
+    _header_cache[sha256] = fields
+    if len(_header_cache) > HEADER_CACHE:
+        _header_cache.popitem(last=False)
+    return fields
 
 
 def binary_bytes(raw: bytes, parts: dict, section: Section) -> bytes | None:
@@ -80,7 +121,7 @@ def item(att: FetchAtt, row: FetchRow, flags: bytes, uid: int) -> bytes:
     if name == "MODSEQ":
         return b"MODSEQ (%d)" % row.modseq
     if name == "INTERNALDATE":
-        return b"INTERNALDATE " + responses.internaldate(row.internaldate)
+        return b"INTERNALDATE " + responses.internaldate(aware(row.internaldate))
     if name == "RFC822.SIZE":
         return b"RFC822.SIZE %d" % row.size
     if name == "ENVELOPE":
@@ -93,7 +134,8 @@ def item(att: FetchAtt, row: FetchRow, flags: bytes, uid: int) -> bytes:
         if name == "RFC822.HEADER":
             return b"RFC822.HEADER " + responses.literal(row.header)
         assert att.section is not None
-        data, origin = _partial(header_section_bytes(row.header, att.section), att)
+        data = header_section_bytes(row.header, att.section, row.sha256)
+        data, origin = _partial(data, att)
         return b"BODY[" + att.section.spec() + b"]" + origin + b" " + responses.literal(data)
     raw, parts = row.raw or b"", row.parts or {}
     if name == "RFC822":

@@ -104,7 +104,7 @@ def _uid_conditions(uids: Sequence[int]) -> list[tuple[str, list[int]]]:
     return out
 
 
-def _aware(value: datetime) -> datetime:
+def aware(value: datetime) -> datetime:
     """SQLite hands back naive datetimes (stored in UTC); the ORM would make them aware."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
@@ -138,13 +138,14 @@ def flag_rows(account_id: int, mailbox_id: int, uids: Sequence[int]) -> list[Fla
     return out
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FetchRow:
     uid: int
     modseq: int
     flags: tuple[str, ...]
     internaldate: datetime
     size: int
+    sha256: str  # names the content: equal digests, equal bytes
     envelope: bytes = b""
     body: bytes = b""
     bodystructure: bytes = b""
@@ -206,8 +207,9 @@ def fetch_rows(
                         uid=uid,
                         modseq=row[1],
                         flags=join(row[2], row[3]),
-                        internaldate=_aware(row[4]),
+                        internaldate=row[4],  # naive on SQLite: see aware()
                         size=row[5],
+                        sha256=row[6],
                         **more,
                     )
                 )
