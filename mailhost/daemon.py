@@ -121,18 +121,10 @@ def check_workers(workers: int) -> None:
         raise WorkersError("--workers must be 1 or more")
     if workers == 1:
         return
-    if "sqlite" in settings.DATABASES["default"]["ENGINE"]:
+    if not settings.REDIS_URL and not settings.BUZON_LOCAL_EVENTS:
         raise WorkersError(
-            "--workers > 1 needs PostgreSQL (DATABASE_URL=postgres://...): on SQLite the "
-            "writes of one process are queued and group-committed by one writer thread, "
-            "but writers in several processes would contend for SQLite's one write lock "
-            "through its sleeping busy handler (retries after waits of up to 100 ms), which "
-            "is slower than one process"
-        )
-    if not settings.REDIS_URL:
-        raise WorkersError(
-            "--workers > 1 needs REDIS_URL: mailbox-changed events (IDLE, new mail, flags "
-            "and expunges seen by other sessions) cross processes only over Redis pub/sub"
+            "--workers > 1 needs REDIS_URL or BUZON_LOCAL_EVENTS: mailbox-changed events "
+            "(IDLE, new mail, flags and expunges seen by other sessions) must cross processes"
         )
 
 
@@ -194,13 +186,14 @@ def _prebound_loop(prebound: dict[tuple[str, int], socket.socket]) -> asyncio.Ab
 def _reset_after_fork() -> None:
     """Per-process state a forked worker must not inherit from the parent."""
     from mailhost import dbpool
-    from mailhost.store import events
+    from mailhost.store import events, localbus
 
     dbpool._pool = dbpool._write_pool = dbpool._writer = None
     # Redis echoes are recognised by origin: each worker needs its own.
     events._ORIGIN = f"{os.getpid()}-{id(object())}"
     events._redis_client = None
     events._listeners.clear()
+    localbus.close()
 
 
 async def _watch_parent(parent: int) -> None:

@@ -41,6 +41,7 @@ from django.db import close_old_connections
 
 T = TypeVar("T")
 WRITE_BATCH = 64  # most calls one SQLite transaction takes
+RETRY_LOCK_SECONDS = 0.0005  # the loop's group commit, when another process is writing
 _pool: ThreadPoolExecutor | None = None
 _write_pool: ThreadPoolExecutor | None = None
 _writer: _BatchWriter | None = None
@@ -146,17 +147,27 @@ class _LoopWriter:
     def flush(self) -> None:
         from mailhost.store import tx
 
-        batch, self.jobs = self.jobs[:WRITE_BATCH], self.jobs[WRITE_BATCH:]
-        self.scheduled = bool(self.jobs)
-        if self.scheduled:
-            self.loop.call_soon(self.flush)
-        batch = [(call, f) for call, f in batch if not f.cancelled()]
-        if not batch:
+        self.scheduled = False
+        self.jobs = [(call, f) for call, f in self.jobs if not f.cancelled()]
+        if not self.jobs:
+            return
+        if not tx.try_writer_lock():
+            # Another process (or a thread of this one) is writing: try again shortly
+            # rather than block the loop on the lock.
+            self.scheduled = True
+            self.loop.call_later(RETRY_LOCK_SECONDS, self.flush)
             return
         try:
-            results = call_outside_loop(tx.write_batch, [call for call, _ in batch])
-        except BaseException as e:  # noqa: BLE001 - reported to every waiting caller
-            results = [(False, e)] * len(batch)
+            batch, self.jobs = self.jobs[:WRITE_BATCH], self.jobs[WRITE_BATCH:]
+            try:
+                results = call_outside_loop(tx.write_batch, [call for call, _ in batch])
+            except BaseException as e:  # noqa: BLE001 - reported to every waiting caller
+                results = [(False, e)] * len(batch)
+        finally:
+            tx.release_writer_lock()
+        if self.jobs and not self.scheduled:
+            self.scheduled = True
+            self.loop.call_soon(self.flush)
         for (_, future), (ok, value) in zip(batch, results, strict=True):
             if future.cancelled():
                 continue

@@ -35,6 +35,8 @@ BUZON_DB_THREADS = env_int("BUZON_DB_THREADS", 8)
 # SQLite: short reads and the writes run on the daemons' event-loop thread (mailhost/dbpool.py).
 BUZON_SQLITE_INLINE = env_bool("BUZON_SQLITE_INLINE", True)
 BUZON_EVENT_LOOP = env_str("BUZON_EVENT_LOOP", "uvloop")  # uvloop | asyncio
+# Without REDIS_URL: mailbox events between processes of this machine over Unix sockets.
+BUZON_LOCAL_EVENTS = env_bool("BUZON_LOCAL_EVENTS", True)
 BUZON_JOB_THREADS = env_int("BUZON_JOB_THREADS", 4)
 BUZON_TLS_CERT = env_str("BUZON_TLS_CERT", "")
 BUZON_TLS_KEY = env_str("BUZON_TLS_KEY", "")

@@ -4,8 +4,11 @@ One process (the embedded default): a thread-safe in-process hub hands each even
 event loop of every subscriber. Many processes (REDIS_URL set): the store also publishes
 on the Redis channel `buzon.mbox`, and one listener task per event loop in every process
 relays what it hears to that process's local subscribers, so an IMAP IDLE session on one
-process sees a delivery made by another. Events are hints that something changed; the
-subscriber asks the store what (`changes_since`), so a lost event costs latency, not data.
+process sees a delivery made by another. Without Redis, processes on the same machine
+(`imapd --workers N` on SQLite, or smtpd and imapd run apart) reach each other through
+Unix datagram sockets in the data directory (localbus.py; BUZON_LOCAL_EVENTS). Events are
+hints that something changed; the subscriber asks the store what (`changes_since`), so a
+lost event costs latency, not data.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.db import transaction
+
+from . import localbus
 
 log = logging.getLogger(__name__)
 CHANNEL = "buzon.mbox"
@@ -89,7 +94,14 @@ def subscribe(account_id: int) -> Subscription:
         _subscribers.setdefault(account_id, set()).add(sub)
     if settings.REDIS_URL:
         _ensure_listener(sub.loop)
+    elif settings.BUZON_LOCAL_EVENTS:
+        localbus.listen(sub.loop, _from_peer)
     return sub
+
+
+def _from_peer(data: dict) -> None:
+    if data.get("origin") != _ORIGIN:
+        _dispatch_local(MailboxEvent(**data))
 
 
 def _dispatch_local(event: MailboxEvent) -> None:
@@ -116,6 +128,11 @@ def publish(event: MailboxEvent) -> None:
             _redis_client.publish(CHANNEL, payload)
         except Exception:  # the bus is best-effort; the rows are the truth
             log.exception("could not publish a mailbox event to Redis")
+    elif settings.BUZON_LOCAL_EVENTS:
+        try:
+            localbus.publish({**asdict(event), "origin": _ORIGIN})
+        except Exception:
+            log.exception("could not publish a mailbox event to the other processes")
 
 
 def publish_on_commit(event: MailboxEvent) -> None:
