@@ -1,6 +1,7 @@
 """IMAP SEARCH (RFC 9051 §6.4.4, RFC 3501 §6.4.4, RFC 7162 MODSEQ) and the rows for SORT/THREAD.
 
-Sync ORM code: the IMAP server runs it in the DB thread pool through `run_db`.
+Sync code: the IMAP server runs it in the DB thread pool through `run_db`, or inline when
+`is_cheap` says the criteria need one plain SQL statement only.
 
 How a search runs:
 
@@ -17,6 +18,10 @@ How a search runs:
    fetch the rows in `upper AND NOT lower`, with every exact subtree annotated as a
    boolean, and the tree is evaluated in Python on them, opening blobs only when a key
    still needs them (cheap children first, short-circuited).
+4. Fast path: when every key is exact in SQL alone (the common `UNSEEN`, `SUBJECT x`),
+   the ORM is skipped: the same conditions, written once against `_Leaves`, become one
+   hand-written statement that also checks the mailbox's owner (`_fast_search`), because
+   building and compiling the ORM query costs more CPU than running it.
 
 Bounds on blob work (RFC 9051 §6.4.4 lets servers skip non-text parts, and does not ask
 for unbounded work): per message, at most MAX_HEADER_BYTES of header and
@@ -49,7 +54,7 @@ from django.db.models import BooleanField, Case, F, Func, Max, Q, Value, When
 from django.utils import timezone
 
 from ..mail.parse import decode_header_value, decode_part_body, header_fields
-from ..models import Mailbox, Message
+from ..models import Content, Mailbox, Message
 from . import blobs
 from . import flags as flagbits
 from .errors import MailboxNotFound
@@ -64,6 +69,7 @@ __all__ = [
     "Not",
     "Or",
     "SearchError",
+    "is_cheap",
     "max_modseq",
     "search",
     "sort_rows",
@@ -108,6 +114,10 @@ _KEYWORD_KEYS = {"KEYWORD", "UNKEYWORD"}
 KEYS = frozenset(
     _NO_ARGS | _STRING_KEYS | _DATE_KEYS | _NUMBER_KEYS | _SET_KEYS | _KEYWORD_KEYS | {"HEADER"}
 )
+#: Keys that need the blob (BODY, TEXT, HEADER) or may need it (SENT*, near the boundary).
+_BLOB_KEYS = frozenset({"BODY", "TEXT", "HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"})
+#: Off switch for the plain-SQL path (tests compare it with the general one).
+_FAST_PATH = True
 
 
 # Criteria -----------------------------------------------------------------------------------
@@ -176,8 +186,40 @@ def search(
     if isinstance(criteria, list | tuple):
         criteria = And(tuple(criteria))
     _check_tree(criteria)
+    if _FAST_PATH:
+        found = _fast_search(account_id, mailbox_id, criteria, recent_from_uid)
+        if found is not None:
+            return found
     _owned(account_id, mailbox_id)
     return _Search(mailbox_id, recent_from_uid).run(criteria)
+
+
+def is_cheap(criteria) -> bool:
+    """Whether search() answers `criteria` with one plain SQL statement and no blob work:
+    every key is exact in SQL (flags, keywords, sizes, internal dates, MODSEQ, envelope
+    strings, UID sets of at most MAX_SQL_RANGES ranges). Touches no database, so the IMAP
+    server can ask on its event loop; False for criteria that search() refuses."""
+    if isinstance(criteria, list | tuple):
+        criteria = And(tuple(criteria))
+    try:
+        _check_tree(criteria)
+    except SearchError:
+        return False
+    stack = [criteria]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Key):
+            if node.name in _BLOB_KEYS:
+                return False
+            if node.name in _SET_KEYS and len(_uid_runs(node.args[0])) > MAX_SQL_RANGES:
+                return False
+        elif isinstance(node, And):
+            stack.extend(node.keys)
+        elif isinstance(node, Or):
+            stack.extend((node.left, node.right))
+        else:
+            stack.append(node.key)
+    return True
 
 
 def max_modseq(account_id: int, mailbox_id: int, uids: list[int]) -> int:
@@ -495,24 +537,117 @@ def _glob_pattern(needle: str) -> str:
     return "".join(out)
 
 
-def _contains(field: str, needle: str) -> Q:
+# Leaf conditions ----------------------------------------------------------------------------
+
+# The exact keys are written once (_key_bound) against these leaves: Q objects for the
+# general path, plain SQL for the fast one (_fast_search), so both answer alike.
+
+
+class _Leaves:
+    """Leaf conditions as Q objects on Message (the general path)."""
+
+    def lookup(self, field: str, lookup: str, value) -> object:
+        return Q(**{f"{field}__{lookup}": value})
+
+    def flag(self, bit: int, present: bool) -> object:
+        alias = _FLAG_ALIAS[bit]  # annotated by _Search.base()
+        return Q(**{f"{alias}__gt": 0}) if present else Q(**{alias: 0})
+
+    def glob(self, field: str, pattern: str) -> object:
+        return Q(_Glob(F(field), Value(pattern)))
+
+
+@dataclass(frozen=True)
+class _Sql:
+    """A plain-SQL condition on `m` (Message) and `c` (its Content); combines like Q, and
+    as flat: chains of one operator and double negations take no parentheses (SQLite's
+    parser stack holds about 100 open ones)."""
+
+    text: str
+    params: tuple
+    content: bool = False  # needs the Content join
+    op: str = ""  # "AND" or "OR": `text` is a chain of them; "NOT": it negates `inner`
+    inner: _Sql | None = None
+
+    def _join(self, op: str, other: _Sql) -> _Sql:
+        left, right = (s.text if s.op in ("", "NOT", op) else f"({s.text})" for s in (self, other))
+        content = self.content or other.content
+        return _Sql(f"{left} {op} {right}", self.params + other.params, content, op)
+
+    def __and__(self, other: _Sql) -> _Sql:
+        return self._join("AND", other)
+
+    def __or__(self, other: _Sql) -> _Sql:
+        return self._join("OR", other)
+
+    def __invert__(self) -> _Sql:
+        if self.inner is not None:
+            return self.inner
+        return _Sql(f"NOT ({self.text})", self.params, self.content, "NOT", self)
+
+
+# Django's value patterns for its case-insensitive lookups (django.db.models.lookups).
+_PATTERNS = {"iexact": "%s", "icontains": "%%%s%%", "istartswith": "%s%%", "iendswith": "%%%s"}
+
+
+class _SqlLeaves(_Leaves):
+    """The same leaves as plain SQL, written as the ORM writes them on this backend: its
+    operators, casts, LIKE escaping and parameter values, and its rule for an integer out of
+    the column's range (a comparison that never holds or always does, e.g. LARGER 2^64)."""
+
+    def _column(self, field: str):
+        content = field.startswith("content__")
+        model = Content if content else Message
+        f = model._meta.get_field(field.removeprefix("content__"))
+        return f, f"{'c' if content else 'm'}.{connection.ops.quote_name(f.column)}", content
+
+    def lookup(self, field: str, lookup: str, value) -> object:
+        ops = connection.ops
+        f, column, content = self._column(field)
+        kind = f.get_internal_type()
+        if lookup in _PATTERNS:
+            prep = ops.prep_for_iexact_query if lookup == "iexact" else ops.prep_for_like_query
+            value = _PATTERNS[lookup] % prep(value)
+        elif _is_int(value):
+            low, high = ops.integer_field_range(kind)
+            if not low <= value <= high:
+                never = lookup == "exact" or (lookup[0] == "g") == (value > high)
+                return _NONE if never else _ALL
+        else:
+            value = f.get_db_prep_value(value, connection)
+        lhs = ops.lookup_cast(lookup, kind) % column
+        return _Sql(f"{lhs} {connection.operators[lookup] % '%s'}", (value,), content)
+
+    def flag(self, bit: int, present: bool) -> object:
+        return _Sql(f"(m.flags & %s) {'>' if present else '='} %s", (bit, 0))
+
+    def glob(self, field: str, pattern: str) -> object:
+        return _Sql(f"({self._column(field)[1]} GLOB %s)", (pattern,), True)
+
+
+_Q_LEAVES, _SQL_LEAVES = _Leaves(), _SqlLeaves()
+
+
+def _contains(field: str, needle: str, leaves: _Leaves) -> object:
     """Case-insensitive substring on a column (see the module docstring)."""
     if needle.isascii() or connection.vendor != "sqlite":
-        return Q(**{f"{field}__icontains": needle})
+        return leaves.lookup(field, "icontains", needle)
     pattern = _glob_pattern(needle)
     if len(pattern.encode()) > 40_000:  # SQLITE_MAX_LIKE_PATTERN_LENGTH is 50,000 bytes
         raise SearchError("LIMIT", "Search string too long")
-    return Q(_Glob(F(field), Value(pattern)))
+    return leaves.glob(field, pattern)
 
 
-def _keyword_q(keyword: str) -> Q:
+def _keyword_q(keyword: str, leaves: _Leaves) -> object:
     """Keyword present in the space-separated list, matching whole words (case-insensitive:
     SQLite's LIKE cannot be made case-sensitive portably, and clients do not rely on it)."""
-    return (
-        Q(keywords__iexact=keyword)
-        | Q(keywords__istartswith=keyword + " ")
-        | Q(keywords__iendswith=" " + keyword)
-        | Q(keywords__icontains=" " + keyword + " ")
+    return _or(
+        [
+            leaves.lookup("keywords", "iexact", keyword),
+            leaves.lookup("keywords", "istartswith", keyword + " "),
+            leaves.lookup("keywords", "iendswith", " " + keyword),
+            leaves.lookup("keywords", "icontains", " " + keyword + " "),
+        ]
     )
 
 
@@ -535,18 +670,18 @@ def _server_tz():
     return timezone.get_default_timezone()
 
 
-def _before(field: str, day: dt.date | None) -> object:
+def _before(field: str, day: dt.date | None, leaves: _Leaves) -> object:
     if day is None:
         return _ALL
     start = _day_start(day)
-    return _ALL if start is None else Q(**{f"{field}__lt": start})
+    return _ALL if start is None else leaves.lookup(field, "lt", start)
 
 
-def _since(field: str, day: dt.date | None) -> object:
+def _since(field: str, day: dt.date | None, leaves: _Leaves) -> object:
     if day is None:
         return _NONE
     start = _day_start(day)
-    return _NONE if start is None else Q(**{f"{field}__gte": start})
+    return _NONE if start is None else leaves.lookup(field, "gte", start)
 
 
 def _utc_day(day: dt.date, field: str, op: str) -> object:
@@ -566,6 +701,125 @@ def _shift(day: dt.date, days: int) -> dt.date:
         return day + dt.timedelta(days=days)
     except OverflowError:
         return dt.date.max if days > 0 else dt.date.min
+
+
+def _key_bound(key: Key, recent_from_uid: int | None, leaves: _Leaves) -> object | None:
+    """The condition that holds exactly for the messages matching `key`, or None when SQL
+    alone cannot decide (blob keys, and UID sets of more than MAX_SQL_RANGES ranges)."""
+    name, args = key.name, key.args
+    if name in _BLOB_KEYS:
+        return None
+    if name in _FLAG_KEYS:
+        return leaves.flag(*_FLAG_KEYS[name])
+    if name == "ALL":
+        return _ALL
+    if name in ("RECENT", "OLD", "NEW"):
+        recent = _NONE if recent_from_uid is None else leaves.lookup("uid", "gte", recent_from_uid)
+        if name == "OLD":
+            return _not(recent)
+        if name == "NEW":  # RFC 3501 §6.4.4: RECENT UNSEEN
+            return _and([recent, leaves.flag(flagbits.SEEN, False)])
+        return recent
+    if name in _KEYWORD_KEYS:
+        keyword = _text(args[0])
+        if not keyword or any(c in keyword for c in " \t\r\n"):
+            found = _NONE  # no stored keyword is empty or contains a space
+        else:
+            found = _keyword_q(keyword, leaves)
+        return found if name == "KEYWORD" else _not(found)
+    if name == "LARGER":
+        return leaves.lookup("size", "gt", args[0])
+    if name == "SMALLER":
+        return leaves.lookup("size", "lt", args[0])
+    if name == "MODSEQ":  # RFC 7162 §3.1.5: entry name and type are ignored
+        return leaves.lookup("modseq", "gte", args[-1])
+    if name in ("BEFORE", "ON", "SINCE"):
+        day = _as_date(args[0])
+        if name == "BEFORE":
+            return _before("internaldate", day, leaves)
+        if name == "SINCE":
+            return _since("internaldate", day, leaves)
+        return _and(
+            [_since("internaldate", day, leaves), _before("internaldate", _next_day(day), leaves)]
+        )
+    if name in _SET_KEYS:
+        runs = _uid_runs(args[0])
+        return _runs_bound(runs, leaves) if len(runs) <= MAX_SQL_RANGES else None
+    needle = _text(args[0])
+    if name == "FROM":
+        return _or(
+            [
+                _contains("content__from_addr", needle, leaves),
+                _contains("content__from_display", needle, leaves),
+            ]
+        )
+    return _contains(f"content__{name.lower()}", needle, leaves)  # SUBJECT, TO, CC, BCC
+
+
+def _uid_runs(uids) -> list[tuple[int, int]]:
+    return _runs(sorted(u for u in uids if _is_int(u)))
+
+
+def _runs_bound(runs: list[tuple[int, int]], leaves: _Leaves) -> object:
+    return _or(
+        [
+            leaves.lookup("uid", "exact", lo)
+            if lo == hi
+            else _and([leaves.lookup("uid", "gte", lo), leaves.lookup("uid", "lte", hi)])
+            for lo, hi in runs
+        ]
+    )
+
+
+def _tree_bound(node, recent_from_uid: int | None, leaves: _Leaves) -> object | None:
+    """The condition for a whole (checked) tree, or None if a key has none."""
+    if isinstance(node, Key):
+        return _key_bound(node, recent_from_uid, leaves)
+    if isinstance(node, Not):
+        inner = _tree_bound(node.key, recent_from_uid, leaves)
+        return None if inner is None else _not(inner)
+    bounds = []
+    for child in (node.left, node.right) if isinstance(node, Or) else node.keys:
+        bound = _tree_bound(child, recent_from_uid, leaves)
+        if bound is None:
+            return None
+        bounds.append(bound)
+    return _or(bounds) if isinstance(node, Or) else _and(bounds)
+
+
+def _fast_search(
+    account_id: int, mailbox_id: int, criteria, recent_from_uid: int | None
+) -> list[int] | None:
+    """search() as one plain SQL statement when every key is exact in SQL, else None
+    (building and compiling the ORM query costs more CPU than running it)."""
+    try:
+        bound = _tree_bound(criteria, recent_from_uid, _SQL_LEAVES)
+    except SearchError:
+        _owned(account_id, mailbox_id)  # a foreign mailbox is reported first, as below
+        raise
+    if bound is None:
+        return None
+    mailbox, message, content = (
+        connection.ops.quote_name(model._meta.db_table) for model in (Mailbox, Message, Content)
+    )
+    # A row -1 when the account owns the mailbox (UIDs are positive), then the matches.
+    statement = f"SELECT -1 FROM {mailbox} WHERE id = %s AND account_id = %s"  # noqa: S608
+    params = [mailbox_id, account_id]
+    if bound is not _NONE:
+        statement += f" UNION ALL SELECT m.uid FROM {message} m"  # noqa: S608
+        if bound is not _ALL and bound.content:
+            statement += f" JOIN {content} c ON c.id = m.content_id"
+        statement += " WHERE m.mailbox_id = %s"
+        params.append(mailbox_id)
+        if bound is not _ALL:
+            statement += f" AND {bound.text}"
+            params.extend(bound.params)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        found = sorted(row[0] for row in cursor.fetchall())
+    if not found or found[0] != -1:
+        raise MailboxNotFound("Mailbox does not exist any more")
+    return found[1:]
 
 
 class _Search:
@@ -630,59 +884,13 @@ class _Search:
 
     def compile_key(self, key: Key) -> _Compiled:
         name, args = key.name, key.args
-        if name in _FLAG_KEYS:
-            bit, present = _FLAG_KEYS[name]
-            alias = _FLAG_ALIAS[bit]
-            return _exact(Q(**{f"{alias}__gt": 0}) if present else Q(**{alias: 0}))
-        if name == "ALL":
-            return _exact(_ALL)
-        if name in ("RECENT", "OLD", "NEW"):
-            recent = _NONE if self.recent_from_uid is None else Q(uid__gte=self.recent_from_uid)
-            if name == "OLD":
-                return _exact(_not(recent))
-            if name == "NEW":  # RFC 3501 §6.4.4: RECENT UNSEEN
-                return _exact(_and([recent, Q(**{_FLAG_ALIAS[flagbits.SEEN]: 0})]))
-            return _exact(recent)
-        if name in ("KEYWORD", "UNKEYWORD"):
-            keyword = _text(args[0])
-            if not keyword or any(c in keyword for c in " \t\r\n"):
-                q = _NONE  # no stored keyword is empty or contains a space
-            else:
-                q = _keyword_q(keyword)
-            return _exact(q if name == "KEYWORD" else _not(q))
-        if name == "LARGER":
-            return _exact(Q(size__gt=args[0]))
-        if name == "SMALLER":
-            return _exact(Q(size__lt=args[0]))
-        if name == "MODSEQ":  # RFC 7162 §3.1.5: entry name and type are ignored
-            return _exact(Q(modseq__gte=args[-1]))
-        if name in ("BEFORE", "ON", "SINCE"):
-            day = _as_date(args[0])
-            if name == "BEFORE":
-                return _exact(_before("internaldate", day))
-            if name == "SINCE":
-                return _exact(_since("internaldate", day))
-            return _exact(
-                _and([_since("internaldate", day), _before("internaldate", _next_day(day))])
-            )
-        if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
-            return self.compile_sent(name, _as_date(args[0]))
         if name in _SET_KEYS:
             return self.compile_uids(args[0])
-        if name == "SUBJECT":
-            return _exact(_contains("content__subject", _text(args[0])))
-        if name == "FROM":
-            needle = _text(args[0])
-            return _exact(
-                _or(
-                    [
-                        _contains("content__from_addr", needle),
-                        _contains("content__from_display", needle),
-                    ]
-                )
-            )
-        if name in ("TO", "CC", "BCC"):
-            return _exact(_contains(f"content__{name.lower()}", _text(args[0])))
+        bound = _key_bound(key, self.recent_from_uid, _Q_LEAVES)
+        if bound is not None:
+            return _exact(bound)
+        if name in ("SENTBEFORE", "SENTON", "SENTSINCE"):
+            return self.compile_sent(name, _as_date(args[0]))
         if name == "HEADER":
             self.need_header = True
             field, needle = _text(args[0]), _text(args[1]).lower()
@@ -742,21 +950,13 @@ class _Search:
 
     def compile_uids(self, uids: frozenset) -> _Compiled:
         """A UID set as a few ranges when possible (no giant IN lists), else in Python."""
-        if not uids:
-            return _exact(_NONE)
         ordered = sorted(u for u in uids if _is_int(u))
-        if not ordered:
-            return _exact(_NONE)
         runs = _runs(ordered)
         if len(runs) > MAX_SQL_RANGES:
             # Gaps holding no message need not break a range: merge over them.
             runs = _runs_over(ordered, self.existing(ordered[0], ordered[-1]))
         if len(runs) <= MAX_SQL_RANGES:
-            q = _or(
-                [Q(uid=lo) if lo == hi else Q(uid__gte=lo, uid__lte=hi) for lo, hi in runs]
-                or [_NONE]
-            )
-            return _exact(q)
+            return _exact(_runs_bound(runs, _Q_LEAVES))
         wanted = frozenset(ordered)
         return _Compiled(
             upper=Q(uid__gte=ordered[0], uid__lte=ordered[-1]),

@@ -15,7 +15,7 @@ from .. import responses
 from .. import threading as imap_threading
 from ..errors import Bad, No
 from ..selected import Selected
-from ..session import Session, handles
+from ..session import SHORT_READ_ROWS, Session, handles
 
 CHARSETS = {"UTF-8": "utf-8", "US-ASCII": "ascii"}
 
@@ -68,9 +68,18 @@ async def run_search(s: Session, criteria: object, charset: str | None) -> tuple
     recent_from = min(sel.recent) if sel.recent and not s.rev2 else None
     if recent_from is None and not s.rev2:
         recent_from = sel.uidnext + 1_000_000_000  # nothing is \Recent for us
+    # SQL-only keys on a small mailbox make a short read (one statement, no blobs): inline
+    # on SQLite. The mailbox size is checked first, as is_cheap sorts UID sets.
+    cheap = len(sel.uids) <= SHORT_READ_ROWS and store_search.is_cheap(tree)
+    rows = len(sel.uids) if cheap else SHORT_READ_ROWS + 1
     try:
-        uids = await run_db(
-            store_search.search, s.account_id, sel.mailbox_id, tree, recent_from_uid=recent_from
+        uids = await s.read(
+            store_search.search,
+            s.account_id,
+            sel.mailbox_id,
+            tree,
+            recent_from_uid=recent_from,
+            rows=rows,
         )
     except store_search.SearchError as e:
         if e.code == "BAD":
