@@ -220,12 +220,13 @@ SLOW_INLINE_SECONDS = 0.05
 
 
 def _slow_inline(fn: Callable, seconds: float) -> None:
-    """Log an inline read that held the event loop too long: its caller's bound is wrong."""
+    """Log an inline call that held the event loop too long (a read whose caller's bound is
+    wrong, or a group commit whose fsync was slow)."""
     if seconds > SLOW_INLINE_SECONDS:
         import logging
 
         logging.getLogger(__name__).warning(
-            "inline read %s held the event loop for %.0f ms",
+            "inline call %s held the event loop for %.0f ms",
             getattr(fn, "__qualname__", fn),
             seconds * 1000,
         )

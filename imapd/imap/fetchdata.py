@@ -7,6 +7,7 @@ Sections are slices of the stored bytes at the offsets the parser recorded on ar
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 
 from mailhost.mail.parse import (
     KNOWN_CTES,
@@ -58,8 +59,14 @@ def header_section_bytes(header: bytes, section: Section, sha256: str = "") -> b
         return select_header_fields(
             header, section.fields, exclude=section.text == "HEADER.FIELDS.NOT"
         )
-    wanted = {f.encode("utf-8", "surrogateescape").lower() for f in section.fields}
-    exclude = section.text == "HEADER.FIELDS.NOT"
+    return _pick_fields(header, sha256, _wanted(section), section.text == "HEADER.FIELDS.NOT")
+
+
+def _wanted(section: Section) -> frozenset[bytes]:
+    return frozenset(f.encode("utf-8", "surrogateescape").lower() for f in section.fields)
+
+
+def _pick_fields(header: bytes, sha256: str, wanted: frozenset[bytes], exclude: bool) -> bytes:
     out = [field for name, field in _fields(header, sha256) if (name in wanted) != exclude]
     out.append(b"\r\n")
     return b"".join(out)
@@ -109,6 +116,34 @@ def _partial(data: bytes, att: FetchAtt) -> tuple[bytes, bytes]:
         return data, b""
     start, count = att.partial
     return data[start : start + count], b"<%d>" % start
+
+
+Renderer = Callable[[FetchRow, bytes, int], bytes]
+
+
+def renderer(att: FetchAtt) -> Renderer:
+    """A function giving `item(att, row, flags, uid)`, with what depends only on `att`
+    worked out once per FETCH rather than once per message."""
+    name = att.name
+    if name == "UID":
+        return lambda row, flags, uid: b"UID %d" % uid
+    if name == "FLAGS":
+        return lambda row, flags, uid: b"FLAGS " + flags
+    if name == "RFC822.SIZE":
+        return lambda row, flags, uid: b"RFC822.SIZE %d" % row.size
+    section = att.section
+    if name == "BODY[]" and section is not None and section.text in _HEADER_TEXTS[1:]:
+        wanted, exclude = _wanted(section), section.text == "HEADER.FIELDS.NOT"
+        label = b"BODY[" + section.spec() + b"]"
+
+        def header_fields_item(row: FetchRow, flags: bytes, uid: int) -> bytes:
+            if row.raw is not None or row.header is None or section.part:
+                return item(att, row, flags, uid)
+            data, origin = _partial(_pick_fields(row.header, row.sha256, wanted, exclude), att)
+            return label + origin + b" " + responses.literal(data)
+
+        return header_fields_item
+    return lambda row, flags, uid: item(att, row, flags, uid)
 
 
 def item(att: FetchAtt, row: FetchRow, flags: bytes, uid: int) -> bytes:
@@ -181,6 +216,8 @@ def columns(att: FetchAtt) -> set[str]:
     name = att.name
     if name in _COLUMN_OF:
         return {_COLUMN_OF[name]}
+    if name == "INTERNALDATE":
+        return {"internaldate"}
     if name == "RFC822.HEADER" or (
         name == "BODY[]"
         and att.section is not None

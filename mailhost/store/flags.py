@@ -28,11 +28,24 @@ def split(flags: Iterable[str]) -> tuple[int, frozenset[str]]:
     return bits, frozenset(keywords)
 
 
+_JOINED: dict[tuple[int, str], tuple[str, ...]] = {}  # rows have few distinct flag sets
+
+
 def join(bits: int, keywords: str | Iterable[str]) -> tuple[str, ...]:
     """Return the flag names, system flags first, in a stable order."""
-    names = [name for bit, name in _BIT_NAMES if bits & bit]
     if isinstance(keywords, str):
-        keywords = keywords.split()
+        hit = _JOINED.get((bits, keywords))
+        if hit is not None:
+            return hit
+        names = _join(bits, keywords.split())
+        if len(_JOINED) < 4096:
+            _JOINED[(bits, keywords)] = names
+        return names
+    return _join(bits, keywords)
+
+
+def _join(bits: int, keywords: Iterable[str]) -> tuple[str, ...]:
+    names = [name for bit, name in _BIT_NAMES if bits & bit]
     names.extend(sorted(keywords))
     return tuple(names)
 

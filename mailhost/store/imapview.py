@@ -156,7 +156,7 @@ class FetchRow:
 
 #: What fetch_rows can read beyond the message row: the serialised IMAP structures, the
 #: header block (from its column, else from the blob) and the whole blob with its parts.
-FETCH_COLUMNS = frozenset({"envelope", "body", "bodystructure", "header", "raw"})
+FETCH_COLUMNS = frozenset({"internaldate", "envelope", "body", "bodystructure", "header", "raw"})
 
 
 def fetch_rows(
@@ -168,7 +168,10 @@ def fetch_rows(
     from . import blobs
 
     wanted = set(uids)
-    columns = "m.uid, m.modseq, m.flags, m.keywords, m.internaldate, m.size, c.sha256"
+    # INTERNALDATE only when asked for: SQLite hands it back as text that Django's
+    # converter parses row by row.
+    when = "m.internaldate" if "internaldate" in want else "NULL"
+    columns = f"m.uid, m.modseq, m.flags, m.keywords, {when}, m.size, c.sha256"
     extra = [name for name in ("envelope", "body", "bodystructure") if name in want]
     raw, header = "raw" in want, "header" in want and "raw" not in want
     for name in extra:

@@ -57,23 +57,31 @@ async def fetch(s: Session, cmd: c.Fetch) -> None:
         await _fetch_flags(s, uids, items, cmd.changedsince)
         return
     chunk = FETCH_CHUNK if "raw" in want else FETCH_CHUNK_NO_BODY
+    renderers = [fetchdata.renderer(att) for att in items]
+    recent = sel.recent if not s.rev2 else ()
+    serialised: dict[tuple[tuple[str, ...], bool], bytes] = {}
     for i in range(0, len(uids), chunk):
         rows = await run_db_short(
             imapview.fetch_rows, s.account_id, sel.mailbox_id, uids[i : i + chunk], want=want
         )
         out = []
         for row in rows:
-            sel.note_flags(row.uid, row.flags, row.modseq)
+            uid = row.uid
+            sel.note_flags(uid, row.flags, row.modseq)
             if cmd.changedsince is not None and row.modseq <= cmd.changedsince:
                 continue
-            seq = sel.seq_of(row.uid)
+            seq = sel.seq_of(uid)
             if seq is None:
                 continue
-            flags = s.flags_bytes(row.uid, row.flags)
-            parts = [fetchdata.item(att, row, flags, row.uid) for att in items]
+            key = (row.flags, uid in recent)
+            flags = serialised.get(key)
+            if flags is None:
+                flags = serialised[key] = s.flags_bytes(uid, row.flags)
+            parts = [render(row, flags, uid) for render in renderers]
             out.append(b"* %d FETCH (%s)\r\n" % (seq, b" ".join(parts)))
         s.send(b"".join(out))
-        await s.drain()
+        if i + chunk < len(uids):
+            await s.drain()  # backpressure between chunks; the last goes with the OK
 
 
 _FLAG_ITEMS = {"UID": (b"UID %d", 0), "FLAGS": (b"FLAGS %s", 1), "MODSEQ": (b"MODSEQ (%d)", 2)}
@@ -100,6 +108,7 @@ async def _fetch_flags(s: Session, uids: list[int], items: list, changedsince: i
     picks = tuple(_FLAG_ITEMS[n][1] for n in names)
     recent = sel.recent if not s.rev2 else ()
     serialised: dict[tuple[str, ...], bytes] = {}
+    serialised_recent: dict[tuple[str, ...], bytes] = {}
     all_uids = sel.uids
     out = []
     for i, (uid, flags, modseq) in enumerate(triples):
@@ -112,7 +121,9 @@ async def _fetch_flags(s: Session, uids: list[int], items: list, changedsince: i
             if seq > len(all_uids) or all_uids[seq - 1] != uid:
                 continue
         if uid in recent:
-            fb = responses.flag_list((*flags, "\\Recent"))
+            fb = serialised_recent.get(flags)
+            if fb is None:
+                fb = serialised_recent[flags] = responses.flag_list((*flags, "\\Recent"))
         else:
             fb = serialised.get(flags)
             if fb is None:
