@@ -816,7 +816,7 @@ def _fast_search(
             params.extend(bound.params)
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
-        found = sorted(row[0] for row in cursor.fetchall())
+        found = sorted([row[0] for row in cursor.fetchall()])
     if not found or found[0] != -1:
         raise MailboxNotFound("Mailbox does not exist any more")
     return found[1:]

@@ -87,7 +87,8 @@ async def run_search(s: Session, criteria: object, charset: str | None) -> tuple
         if e.code == "BADCHARSET":
             raise No(str(e), "BADCHARSET (UTF-8 US-ASCII)") from e
         raise No(str(e), e.code) from e
-    known = [u for u in uids if sel.seq_of(u) is not None]
+    # Only UIDs the session knows (ascending): one set intersection, not a bisect each.
+    known = sorted(set(uids).intersection(sel.uids))
     return known, bool(state.get("modseq"))
 
 
@@ -107,7 +108,8 @@ async def search(s: Session, cmd: c.Search) -> None:
         modseq = b" (MODSEQ %d)" % best
     returns = cmd.returns
     if returns is None and not s.rev2:
-        s.untagged(b"SEARCH" + b"".join(b" %d" % n for n in numbers) + modseq)
+        listed = " ".join(map(str, numbers)).encode()
+        s.untagged(b"SEARCH" + (b" " + listed if numbers else b"") + modseq)
         return
     opts = set(returns or ())
     if not opts:  # RETURN () means ALL (RFC 4731 §3.1)
