@@ -145,7 +145,7 @@ class _LoopWriter:
         return future
 
     def flush(self) -> None:
-        from mailhost.store import tx
+        from mailhost.store import events, tx
 
         self.scheduled = False
         self.jobs = [(call, f) for call, f in self.jobs if not f.cancelled()]
@@ -159,22 +159,76 @@ class _LoopWriter:
             return
         try:
             batch, self.jobs = self.jobs[:WRITE_BATCH], self.jobs[WRITE_BATCH:]
-            try:
-                results = call_outside_loop(tx.write_batch, [call for call, _ in batch])
-            except BaseException as e:  # noqa: BLE001 - reported to every waiting caller
-                results = [(False, e)] * len(batch)
+            with events.held() as held:
+                try:
+                    results = call_outside_loop(_commit_unsynced, [call for call, _ in batch])
+                except BaseException as e:  # noqa: BLE001 - reported to every waiting caller
+                    results = [(False, e)] * len(batch)
         finally:
             tx.release_writer_lock()
         if self.jobs and not self.scheduled:
             self.scheduled = True
             self.loop.call_soon(self.flush)
-        for (_, future), (ok, value) in zip(batch, results, strict=True):
-            if future.cancelled():
-                continue
-            if ok:
-                future.set_result(value)
-            else:
-                future.set_exception(value)  # type: ignore[arg-type]
+        # Durable before acknowledged: fsync the WAL (with the lock released, so other
+        # processes write meanwhile), then answer and publish.
+        try:
+            _sync_wal()
+            error = None
+        except OSError as e:
+            error = e
+        _acknowledge(batch, results, held, error)
+
+
+def _commit_unsynced(calls: list[Callable[[], Any]]) -> list[tuple[bool, object]]:
+    """tx.write_batch with synchronous=NORMAL for this commit only: SQLite writes the WAL
+    without fsync, and the group commit fsyncs it off the event loop (`_sync_wal`)."""
+    from django.db import connection
+
+    from mailhost.store import tx
+
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous=NORMAL")
+    try:
+        return tx.write_batch(calls)
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"PRAGMA synchronous={settings.BUZON_SQLITE_SYNCHRONOUS}")
+
+
+def _sync_wal() -> None:
+    """Make the commits so far durable: fsync SQLite's WAL (or, when a checkpoint removed
+    it, the database file, which the checkpoint synced already). Opened afresh each time,
+    so it is always the current WAL file."""
+    import os
+
+    name = str(settings.DATABASES["default"]["NAME"])
+    for path in (name + "-wal", name):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return
+
+
+def _acknowledge(batch: list, results: list, held: list, error: OSError | None) -> None:
+    from mailhost.store import events
+
+    if error is None:
+        for event in held:
+            events.publish(event)
+    for (_, future), (ok, value) in zip(batch, results, strict=True):
+        if future.cancelled():
+            continue
+        if error is not None:
+            future.set_exception(error)  # committed, but not known to be on disk
+        elif ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)  # type: ignore[arg-type]
 
 
 _loop_writers: dict[int, _LoopWriter] = {}

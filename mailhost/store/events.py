@@ -17,6 +17,8 @@ import asyncio
 import json
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
@@ -137,7 +139,30 @@ def publish(event: MailboxEvent) -> None:
 
 def publish_on_commit(event: MailboxEvent) -> None:
     """Publish once the surrounding transaction commits (never for a rolled-back change)."""
-    transaction.on_commit(lambda: publish(event))
+    transaction.on_commit(lambda: _publish_or_hold(event))
+
+
+_held = threading.local()  # events of a commit not yet durable (see held())
+
+
+def _publish_or_hold(event: MailboxEvent) -> None:
+    pending = getattr(_held, "events", None)
+    if pending is None:
+        publish(event)
+    else:
+        pending.append(event)
+
+
+@contextmanager
+def held() -> Iterator[list[MailboxEvent]]:
+    """Collect the events of the commits made inside instead of publishing them: the
+    caller publishes them once the commit is durable (mailhost/dbpool.py's group commit
+    fsyncs SQLite's WAL after the commit, off the event loop)."""
+    _held.events = pending = []
+    try:
+        yield pending
+    finally:
+        _held.events = None
 
 
 def _ensure_listener(loop: asyncio.AbstractEventLoop) -> None:
