@@ -11,17 +11,21 @@ commits whatever has queued up meanwhile in one transaction (group commit,
 acknowledged only after its commit. PostgreSQL locks rows, not the database, so its
 writes run on a pool as wide as the read pool.
 
-On SQLite (unless BUZON_SQLITE_INLINE is off) the daemons do their database work on the
-event-loop thread instead, on that thread's own connection: short reads whose size the
-caller bounds (`run_db_short`) run where they are asked for, and writes queue for a
-group commit that runs as the loop's next callback, every write asked for meanwhile in one
-transaction. A SQLite statement costs microseconds, less than the hand-off to a thread and
-back (two thread wake-ups), and a thread stepping through rows fights the event loop for
-the GIL at every row: with threads, a STORE that takes 0.5 ms alone took 50-100 ms under
-load, at tens of thousands of context switches a second (bench/README.md). The loop is
-blocked for the length of a batch and its fsync (0.2 ms on the test machine's disk).
-Long reads (`run_db`) still go to the pool. PostgreSQL waits on the network, so its reads
-and writes stay on the pools.
+On SQLite, and on a PostgreSQL server on this machine (BUZON_DB_INLINE=auto), the daemons
+do their database work on the event-loop thread instead, on that thread's own connection:
+short reads whose size the caller bounds (`run_db_short`) run where they are asked for,
+and writes queue for a group commit that runs as the loop's next callback, every write
+asked for meanwhile in one transaction. A SQLite statement costs microseconds, less than
+the hand-off to a thread and back (two thread wake-ups), and a thread stepping through
+rows fights the event loop for the GIL at every row: with threads, a STORE that takes 0.5
+ms alone took 50-100 ms under load, at tens of thousands of context switches a second
+(bench/README.md). The loop is blocked for the length of a batch and its fsync (0.2 ms on
+the test machine's disk). Long reads (`run_db`) still go to the pool. A PostgreSQL server
+on another machine makes every query wait a network round trip, which would stall the
+loop, so then reads and writes stay on the pools. On PostgreSQL a group commit is one
+transaction too; the write lock (mailhost/store/tx.py) keeps batches of this machine's
+processes from deadlocking on each other's mailbox rows (PostgreSQL would break such a
+deadlock, and the batch would run again call by call).
 """
 
 from __future__ import annotations
@@ -122,9 +126,26 @@ async def run_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
 
 
 def inline_reads() -> bool:
-    """True when short reads and writes run on the event-loop thread (SQLite, unless
-    BUZON_SQLITE_INLINE is off)."""
-    return settings.BUZON_SQLITE_INLINE and _is_sqlite()
+    """True when short reads and writes run on the event-loop thread: BUZON_DB_INLINE
+    `yes`, or `auto` (the default) with SQLite or a PostgreSQL server on this machine
+    (loopback or a Unix socket, where a short query costs ~0.1 ms of waiting)."""
+    global _inline
+    if _inline is None or _inline[0] is not settings.DATABASES:
+        _inline = (settings.DATABASES, _decide_inline())
+    return _inline[1]
+
+
+_inline: tuple[object, bool] | None = None
+
+
+def _decide_inline() -> bool:
+    mode = settings.BUZON_DB_INLINE
+    if mode in ("yes", "no"):
+        return mode == "yes"
+    if _is_sqlite():
+        return True
+    host = settings.DATABASES["default"].get("HOST") or ""
+    return host in ("", "localhost", "127.0.0.1", "::1") or host.startswith("/")
 
 
 class _LoopWriter:
@@ -186,6 +207,8 @@ def _commit_unsynced(calls: list[Callable[[], Any]]) -> list[tuple[bool, object]
 
     from mailhost.store import tx
 
+    if not _is_sqlite():  # PostgreSQL: its commit waits for its own WAL flush
+        return tx.write_batch(calls)
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA synchronous=NORMAL")
     try:
@@ -201,6 +224,8 @@ def _sync_wal() -> None:
     so it is always the current WAL file."""
     import os
 
+    if not _is_sqlite():
+        return
     name = str(settings.DATABASES["default"]["NAME"])
     for path in (name + "-wal", name):
         try:

@@ -32,8 +32,9 @@ BUZON_MAX_MESSAGE_SIZE = env_size("BUZON_MAX_MESSAGE_SIZE", 50 * 1024 * 1024)
 BUZON_DEFAULT_QUOTA = env_size("BUZON_DEFAULT_QUOTA", 0)  # 0 = unlimited
 BUZON_QUOTA_PERMANENT = env_bool("BUZON_QUOTA_PERMANENT", False)
 BUZON_DB_THREADS = env_int("BUZON_DB_THREADS", 8)
-# SQLite: short reads and the writes run on the daemons' event-loop thread (mailhost/dbpool.py).
-BUZON_SQLITE_INLINE = env_bool("BUZON_SQLITE_INLINE", True)
+# Short reads and the writes on the daemons' event-loop thread (mailhost/dbpool.py):
+# auto = with SQLite, or PostgreSQL on this machine; yes; no (always the thread pools).
+BUZON_DB_INLINE = env_str("BUZON_DB_INLINE", "auto")
 BUZON_EVENT_LOOP = env_str("BUZON_EVENT_LOOP", "uvloop")  # uvloop | asyncio
 # Without REDIS_URL: mailbox events between processes of this machine over Unix sockets.
 BUZON_LOCAL_EVENTS = env_bool("BUZON_LOCAL_EVENTS", True)
