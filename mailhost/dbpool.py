@@ -233,7 +233,7 @@ def _sync_wal() -> None:
         except FileNotFoundError:
             continue
         try:
-            os.fsync(fd)
+            os.fdatasync(fd)  # as SQLite syncs its WAL: data and size, not times
         finally:
             os.close(fd)
         return
