@@ -39,16 +39,35 @@ class OpenedMailbox:
     uids: array  # ascending, array('q')
     first_recent_uid: int  # UIDs at or above it are \Recent for this session
     first_unseen_uid: int | None
+    flags: dict[int, tuple[tuple[str, ...], int]] | None = None  # uid -> (flags, modseq)
 
 
-def open_mailbox(account_id: int, name: str, *, want_unseen: bool) -> OpenedMailbox:
+def open_mailbox(
+    account_id: int, name: str, *, want_unseen: bool, with_flags: bool = False
+) -> OpenedMailbox:
     """Read the mailbox row first, then its UIDs below that UIDNEXT: a message added in
     between has a higher MODSEQ and UID, so the session's next changes_since() reports it.
+    With `with_flags` (small mailboxes) the same query reads every message's flags too,
+    so the session's first `FETCH 1:* (FLAGS)` needs no query of its own.
     Read only; `first_recent_uid` is where \\Recent starts before any claim (the caller
     claims with messages.claim_recent, a write, and opens again)."""
     # No transaction: on SQLite every transaction takes the write lock (IMMEDIATE mode).
     with connection.cursor() as cursor:
         box, recent_uid = _mailbox_row(cursor, account_id, name)
+        flags = None
+        if with_flags:
+            cursor.execute(
+                f"SELECT uid, modseq, flags, keywords FROM {_MESSAGE}"  # noqa: S608
+                " WHERE mailbox_id = %s AND uid < %s ORDER BY uid",
+                [box.id, box.uidnext],
+            )
+            rows = cursor.fetchall()
+            uids = array("q", [row[0] for row in rows])
+            join = flagbits.join
+            flags = {uid: (join(bits, kw), modseq) for uid, modseq, bits, kw in rows}
+            unseen = (row[0] for row in rows if not row[2] & flagbits.SEEN)
+            first_unseen = next(unseen, None) if want_unseen else None
+            return OpenedMailbox(box, uids, recent_uid, first_unseen, flags)
         cursor.execute(
             f"SELECT uid FROM {_MESSAGE} WHERE mailbox_id = %s AND uid < %s ORDER BY uid",  # noqa: S608
             [box.id, box.uidnext],

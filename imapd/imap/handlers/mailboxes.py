@@ -50,6 +50,7 @@ async def select(s: Session, cmd: c.Select) -> tuple[str, str]:
         opened = replace(await _open(s, name, want_unseen=rev1), first_recent_uid=first)
     info = opened.info
     sel = Selected(
+        flags=opened.flags or {},
         info=info,
         uids=opened.uids,
         readonly=cmd.readonly,
@@ -90,12 +91,14 @@ _big_mailboxes: set[tuple[int, str]] = set()  # seen with more than SHORT_READ_R
 async def _open(s: Session, name: str, *, want_unseen: bool) -> imapview.OpenedMailbox:
     """imapview.open_mailbox, as a short read unless this mailbox was big last time."""
     key = (s.account_id, name)
+    big = key in _big_mailboxes
     opened = await s.read(
         imapview.open_mailbox,
         s.account_id,
         name,
         want_unseen=want_unseen,
-        rows=SHORT_READ_ROWS + 1 if key in _big_mailboxes else 0,
+        with_flags=not big,  # the view's flags cache, filled at once for small mailboxes
+        rows=SHORT_READ_ROWS + 1 if big else 0,
     )
     if len(opened.uids) > SHORT_READ_ROWS:
         _big_mailboxes.add(key)
