@@ -92,9 +92,15 @@ async def _fetch_flags(s: Session, uids: list[int], items: list, changedsince: i
     one %-format per message, the flag lists serialised once per distinct set."""
     sel = s.need_selected()
     cache = sel.flags
-    if s.in_sync() and all(u in cache for u in uids):
+    in_cache = s.in_sync() and all(u in cache for u in uids)
+    names = tuple(i.name for i in items)
+    # resolve() gives UIDs of the view, ascending: all of them means seq = index + 1.
+    if in_cache and names == ("UID", "FLAGS") and changedsince is None:
+        if len(uids) == len(sel.uids) and len(uids) <= 5000:
+            _fetch_uid_flags(s, uids)
+            return
+    if in_cache:
         triples = [(u, *cache[u]) for u in uids]
-        # resolve() gives UIDs of the view, ascending: all of them means seq = index + 1.
         whole = len(uids) == len(sel.uids)
     else:
         rows = await s.read(imapview.flag_rows, s.account_id, sel.mailbox_id, uids, rows=len(uids))
@@ -103,7 +109,6 @@ async def _fetch_flags(s: Session, uids: list[int], items: list, changedsince: i
             sel.note_flags(row.uid, row.flags, row.modseq)
             triples.append((row.uid, row.flags, row.modseq))
         whole = False
-    names = tuple(i.name for i in items)
     template = b"* %%d FETCH (%s)\r\n" % b" ".join(_FLAG_ITEMS[n][0] for n in names)
     picks = tuple(_FLAG_ITEMS[n][1] for n in names)
     recent = sel.recent if not s.rev2 else ()
@@ -137,6 +142,23 @@ async def _fetch_flags(s: Session, uids: list[int], items: list, changedsince: i
             s.send(b"".join(out))
             out.clear()
             await s.drain()
+    s.send(b"".join(out))
+
+
+def _fetch_uid_flags(s: Session, uids: list[int]) -> None:
+    """`UID FETCH 1:* (FLAGS)` from the view's cache, the commonest resync: one
+    comprehension, each distinct flag list (with or without \\Recent) serialised once."""
+    sel = s.need_selected()
+    cache = sel.flags
+    recent = sel.recent if not s.rev2 else ()
+    distinct = {cache[u][0] for u in uids}
+    plain = {f: responses.flag_list(f) for f in distinct}
+    marked = {f: responses.flag_list((*f, "\\Recent")) for f in distinct} if recent else plain
+    template = b"* %d FETCH (UID %d FLAGS %s)\r\n"
+    out = [
+        template % (seq, uid, (marked if uid in recent else plain)[cache[uid][0]])
+        for seq, uid in enumerate(uids, 1)
+    ]
     s.send(b"".join(out))
 
 
