@@ -10,6 +10,7 @@ a syntax error, RFC 9051 §9 `nz-number`).
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -342,12 +343,40 @@ class Reader:
 # -- commands ----------------------------------------------------------------------------
 
 
+# Clients repeat the same commands (`UID FETCH 1:* (FLAGS)`, a folder listing's header
+# FETCH, NOOP): the parse of a short command without literals is kept by its text after the
+# tag and reused with the new tag. Only these commands (never LOGIN or AUTHENTICATE, whose
+# text holds a password); at most PARSE_CACHE entries, emptied when full.
+PARSE_CACHE = 2048
+_CACHEABLE = (
+    c.Fetch, c.Store, c.Search, c.Select, c.Noop, c.Expunge, c.Check, c.Idle, c.Close,
+    c.Unselect, c.Status, c.List, c.Sort, c.Thread, c.Capability, c.Namespace,
+)  # fmt: skip
+_parsed: dict[bytes, c.Command] = {}
+
+
 def parse_command(data: bytes) -> c.Command:
     """Parse one complete command (lines and literals as assembled by CommandBuffer)."""
-    r = Reader(data)
     tag = tag_of(data)
     if tag is None:
         raise ParseError("Missing or invalid tag")
+    rest = data[len(tag) + 1 :] if len(data) <= 512 and b"{" not in data else None
+    if rest is not None:
+        hit = _parsed.get(rest)
+        if hit is not None:
+            cmd = copy.copy(hit)
+            object.__setattr__(cmd, "tag", tag)
+            return cmd
+    cmd = _parse_command(data, tag)
+    if rest is not None and isinstance(cmd, _CACHEABLE):
+        if len(_parsed) >= PARSE_CACHE:
+            _parsed.clear()
+        _parsed[rest] = cmd
+    return cmd
+
+
+def _parse_command(data: bytes, tag: str) -> c.Command:
+    r = Reader(data)
     r.tag = tag
     r.pos = len(tag.encode()) + 1
     name = r.atom().upper()

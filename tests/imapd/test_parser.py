@@ -147,3 +147,19 @@ def test_utf7_round_trip(name):
 def test_utf7_rejects_malformed(bad):
     with pytest.raises(utf7.InvalidUtf7):
         utf7.decode(bad)
+
+
+def test_parse_cache_reuses_a_parse_under_the_new_tag_and_keeps_passwords_out():
+    """A repeated command is served from the parse cache with its own tag; LOGIN is never
+    cached (its text holds a password); a command with a literal is never cached."""
+    from imapd.imap import parser
+
+    parser._parsed.clear()
+    first = parse_command(b"a1 UID FETCH 1:* (FLAGS)\r\n")
+    second = parse_command(b"b22 UID FETCH 1:* (FLAGS)\r\n")
+    assert (first.tag, second.tag) == ("a1", "b22")
+    assert first.items == second.items and second.uid
+    assert len(parser._parsed) == 1
+    parse_command(b'l LOGIN user "secret"\r\n')
+    parse_command(b"s SEARCH SUBJECT {3}\r\nabc\r\n")
+    assert not any(b"secret" in key or b"abc" in key for key in parser._parsed)
