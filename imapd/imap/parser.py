@@ -360,7 +360,9 @@ def parse_command(data: bytes) -> c.Command:
     tag = tag_of(data)
     if tag is None:
         raise ParseError("Missing or invalid tag")
-    rest = data[len(tag) + 1 :] if len(data) <= 512 and b"{" not in data else None
+    head = tag.encode() + b" "
+    cacheable = len(data) <= 512 and b"{" not in data and data.startswith(head)
+    rest = data[len(head) :] if cacheable else None
     if rest is not None:
         hit = _parsed.get(rest)
         if hit is not None:
