@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
+import os
 import queue
 import threading
 import time
@@ -44,6 +46,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 WRITE_BATCH = 64  # most calls one SQLite transaction takes
 RETRY_LOCK_SECONDS = 0.0005  # the loop's group commit, when another process is writing
 _pool: ThreadPoolExecutor | None = None
@@ -125,7 +128,7 @@ async def run_db(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     return await loop.run_in_executor(pool(), functools.partial(_call, fn, args, kwargs))
 
 
-def inline_reads() -> bool:
+def runs_inline() -> bool:
     """True when short reads and writes run on the event-loop thread: BUZON_DB_INLINE
     `yes`, or `auto` (the default) with SQLite or a PostgreSQL server on this machine
     (loopback or a Unix socket, where a short query costs ~0.1 ms of waiting)."""
@@ -202,7 +205,8 @@ class _LoopWriter:
 
 def _commit_unsynced(calls: list[Callable[[], Any]]) -> list[tuple[bool, object]]:
     """tx.write_batch with synchronous=NORMAL for this commit only: SQLite writes the WAL
-    without fsync, and the group commit fsyncs it off the event loop (`_sync_wal`)."""
+    without fsync, and the group commit syncs it (`_sync_wal`) once the writer lock is
+    released, before anything is acknowledged."""
     from django.db import connection
 
     from mailhost.store import tx
@@ -222,8 +226,6 @@ def _sync_wal() -> None:
     """Make the commits so far durable: fsync SQLite's WAL (or, when a checkpoint removed
     it, the database file, which the checkpoint synced already). Opened afresh each time,
     so it is always the current WAL file."""
-    import os
-
     if not _is_sqlite():
         return
     name = str(settings.DATABASES["default"]["NAME"])
@@ -272,8 +274,8 @@ def _is_sqlite() -> bool:
 
 async def run_db_short(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Run `fn`, a read the caller keeps short (a bounded number of rows), on the event-loop
-    thread when `inline_reads()`, else as `run_db` does."""
-    if not inline_reads():
+    thread when `runs_inline()`, else as `run_db` does."""
+    if not runs_inline():
         return await run_db(fn, *args, **kwargs)
     return call_outside_loop(fn, *args, **kwargs)
 
@@ -281,8 +283,9 @@ async def run_db_short(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
 def call_outside_loop(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     """Call sync ORM code from a coroutine, on purpose: Django refuses ORM calls where an
     event loop runs (SynchronousOnlyOperation) to catch accidental blocking; this is the
-    one deliberate exception, for short SQLite reads. It hides the running loop from that
-    check for the length of the call (the call itself must not use asyncio)."""
+    one deliberate exception, for short reads and group commits (`runs_inline()`). It
+    hides the running loop from that check for the length of the call (the call itself
+    must not use asyncio)."""
     loop = _events._get_running_loop()
     if loop is None:  # not on an event loop: nothing to hide
         return fn(*args, **kwargs)
@@ -302,9 +305,7 @@ def _slow_inline(fn: Callable, seconds: float) -> None:
     """Log an inline call that held the event loop too long (a read whose caller's bound is
     wrong, or a group commit whose fsync was slow)."""
     if seconds > SLOW_INLINE_SECONDS:
-        import logging
-
-        logging.getLogger(__name__).warning(
+        log.warning(
             "inline call %s held the event loop for %.0f ms",
             getattr(fn, "__qualname__", fn),
             seconds * 1000,
@@ -312,10 +313,11 @@ def _slow_inline(fn: Callable, seconds: float) -> None:
 
 
 async def run_db_write(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run `fn`, which writes (store.append, set_flags, expunge...): on SQLite batched with
-    other writes into one transaction, on PostgreSQL on the writers' pool."""
+    """Run `fn`, which writes (store.append, set_flags, expunge...): batched with other
+    writes into one transaction, by the event loop's group commit when `runs_inline()`,
+    else by the SQLite writer thread; on a remote PostgreSQL on the writers' pool."""
     call = functools.partial(fn, *args, **kwargs)
-    if inline_reads():
+    if runs_inline():
         return await _loop_writer(asyncio.get_running_loop()).submit(call)
     if _is_sqlite():
         return await asyncio.wrap_future(_batch_writer().submit(call))

@@ -128,8 +128,9 @@ AUTHED_CAPS = [
     "UTF8=ACCEPT",
 ]
 
-# Reads of at most this many rows are short (mailhost.dbpool.run_db_short): on SQLite they
-# run on the event-loop thread; bigger ones (a 100,000-message SELECT) go to the pool.
+# Reads of at most this many rows are short (mailhost.dbpool.run_db_short): with SQLite or a
+# local PostgreSQL they run on the event-loop thread; bigger ones (a 100,000-message
+# SELECT) go to the pool.
 SHORT_READ_ROWS = 5000
 OUTPUT_FLUSH = 256 * 1024
 
@@ -474,8 +475,8 @@ class Session:
         return responses.flag_list(flags)
 
     async def read(self, fn: Callable[..., T], /, *args: Any, rows: int, **kwargs: Any) -> T:
-        """Run the store read `fn` that touches about `rows` rows: short ones inline on
-        SQLite (mailhost.dbpool.run_db_short), long ones on the DB pool."""
+        """Run the store read `fn` that touches about `rows` rows: short ones inline when
+        the database allows (mailhost.dbpool.run_db_short), long ones on the DB pool."""
         if rows <= SHORT_READ_ROWS:
             return await run_db_short(fn, *args, **kwargs)
         return await run_db(fn, *args, **kwargs)

@@ -157,7 +157,7 @@ def _publish_or_hold(event: MailboxEvent) -> None:
 def held() -> Iterator[list[MailboxEvent]]:
     """Collect the events of the commits made inside instead of publishing them: the
     caller publishes them once the commit is durable (mailhost/dbpool.py's group commit
-    fsyncs SQLite's WAL after the commit, off the event loop)."""
+    syncs SQLite's WAL after the commit, with the writer lock released)."""
     _held.events = pending = []
     try:
         yield pending

@@ -11,7 +11,7 @@ from mailhost.store import imapview
 from .. import commands as c
 from .. import fetchdata, responses
 from ..errors import Bad, No
-from ..session import Session, handles
+from ..session import SHORT_READ_ROWS, Session, handles
 
 # Messages per read: with bodies a chunk is a short read (mailhost.dbpool.run_db_short), so
 # on SQLite it runs on the event loop, which then sends it before reading the next.
@@ -96,7 +96,7 @@ async def _fetch_flags(s: Session, uids: list[int], items: list, changedsince: i
     names = tuple(i.name for i in items)
     # resolve() gives UIDs of the view, ascending: all of them means seq = index + 1.
     if in_cache and names == ("UID", "FLAGS") and changedsince is None:
-        if len(uids) == len(sel.uids) and len(uids) <= 5000:
+        if len(uids) == len(sel.uids) and len(uids) <= SHORT_READ_ROWS:
             _fetch_uid_flags(s, uids)
             return
     if in_cache:
@@ -133,11 +133,8 @@ async def _fetch_flags(s: Session, uids: list[int], items: list, changedsince: i
             fb = serialised.get(flags)
             if fb is None:
                 fb = serialised[flags] = responses.flag_list(flags)
-        if picks == (0, 1):
-            out.append(template % (seq, uid, fb))
-        else:
-            values = (uid, fb, modseq)
-            out.append(template % (seq, *[values[p] for p in picks]))
+        values = (uid, fb, modseq)
+        out.append(template % (seq, *[values[p] for p in picks]))
         if len(out) >= 1000:
             s.send(b"".join(out))
             out.clear()
