@@ -15,6 +15,23 @@ def _sqlite_pragmas(sender, connection, **kwargs) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
 
 
+def _prepared_statements(sender, connection, **kwargs) -> None:
+    """PostgreSQL: let the store prepare its hot statements (mailhost/store/cursors.py).
+    The threshold stays out of reach, so the ORM's client-bound queries are never prepared;
+    the store's statements (a few hundred shapes: IN lists of several lengths) ask with
+    prepare=True, and the cache is sized to keep them."""
+    from django.conf import settings
+
+    if connection.vendor != "postgresql" or not settings.BUZON_DB_PREPARE:
+        return
+    raw = connection.connection
+    raw.prepare_threshold = 2**31 - 1
+    raw.prepared_max = PREPARED_MAX
+
+
+PREPARED_MAX = 512
+
+
 class MailhostConfig(AppConfig):
     name = "mailhost"
     verbose_name = "Buzón"
@@ -22,3 +39,4 @@ class MailhostConfig(AppConfig):
 
     def ready(self) -> None:
         connection_created.connect(_sqlite_pragmas)
+        connection_created.connect(_prepared_statements)

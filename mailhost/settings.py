@@ -35,6 +35,9 @@ BUZON_DB_THREADS = env_int("BUZON_DB_THREADS", 8)
 # Short reads and the writes on the daemons' event-loop thread (mailhost/dbpool.py):
 # auto = with SQLite, or PostgreSQL on this machine; yes; no (always the thread pools).
 BUZON_DB_INLINE = env_str("BUZON_DB_INLINE", "auto")
+# The store's hot statements prepared on PostgreSQL (mailhost/store/cursors.py); off behind a
+# pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
+BUZON_DB_PREPARE = env_bool("BUZON_DB_PREPARE", True)
 BUZON_EVENT_LOOP = env_str("BUZON_EVENT_LOOP", "uvloop")  # uvloop | asyncio
 # Without REDIS_URL: mailbox events between processes of this machine over Unix sockets.
 BUZON_LOCAL_EVENTS = env_bool("BUZON_LOCAL_EVENTS", True)

@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from django.db import connection
-
 from ..models import Mailbox, Message
 from . import flags as flagbits
+from .cursors import cursor as raw_cursor
 from .errors import MailboxNotFound
 from .mailboxes import get as get_mailbox
 from .names import normalize as normalize_name
@@ -52,7 +51,7 @@ def open_mailbox(
     Read only; `first_recent_uid` is where \\Recent starts before any claim (the caller
     claims with messages.claim_recent, a write, and opens again)."""
     # No transaction: on SQLite every transaction takes the write lock (IMMEDIATE mode).
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         box, recent_uid = _mailbox_row(cursor, account_id, name)
         flags = None
         if with_flags:
@@ -142,7 +141,7 @@ def flag_rows(account_id: int, mailbox_id: int, uids: Sequence[int]) -> list[Fla
     wanted = set(uids) if len(uids) < 100_000 or len(uids) != uids[-1] - uids[0] + 1 else None
     out = []
     join = flagbits.join
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         for condition, params in _uid_conditions(uids):
             cursor.execute(
                 f"SELECT m.uid, m.modseq, m.flags, m.keywords FROM {_MESSAGE} m"  # noqa: S608
@@ -201,7 +200,7 @@ def fetch_rows(
         columns += ", c.header, c.header_end"
     out = []
     join = flagbits.join
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         for condition, params in _uid_conditions(uids):
             cursor.execute(
                 f"SELECT {columns} FROM {_MESSAGE} m"  # noqa: S608

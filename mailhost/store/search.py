@@ -57,6 +57,7 @@ from ..mail.parse import decode_header_value, decode_part_body, header_fields
 from ..models import Content, Mailbox, Message
 from . import blobs
 from . import flags as flagbits
+from .cursors import cursor as raw_cursor
 from .errors import MailboxNotFound
 
 if TYPE_CHECKING:
@@ -814,7 +815,7 @@ def _fast_search(
         if bound is not _ALL:
             statement += f" AND {bound.text}"
             params.extend(bound.params)
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(statement, params)
         found = sorted([row[0] for row in cursor.fetchall()])
     if not found or found[0] != -1:

@@ -19,6 +19,7 @@ from ..models import (
     Mailbox,
     Message,
 )
+from .cursors import cursor as raw_cursor
 
 IN_LIMIT = 900  # values per IN list (SQLite's parameter limit is 999 on old builds)
 
@@ -40,7 +41,7 @@ def lookup_address(address: str) -> tuple[list[str] | None, int | None]:
     )
     targets: list[str] = []
     account: int | None = None
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(statement, [address, address])
         for kind, value in cursor.fetchall():
             if kind == "a":
@@ -60,7 +61,7 @@ def allocate_uid(account_id: int, name: str) -> tuple[int, int, int, int] | None
         "WHERE account_id = %s AND name = %s "
         "RETURNING id, uidvalidity, uidnext - 1, highestmodseq"
     )
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(statement, [account_id, name])
         row = cursor.fetchone()
     return tuple(row) if row else None
@@ -83,7 +84,7 @@ def insert_message(
         "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
     )
     when = field.get_db_prep_save(internaldate, connection)
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(
             statement, [mailbox_id, uid, modseq, flags, keywords, when, size, content_id]
         )
@@ -118,7 +119,7 @@ def upsert_contents(rows: list[tuple[dict, int]]) -> dict[str, int]:
             f"ON CONFLICT (sha256) DO UPDATE SET refcount = {table}.refcount + excluded.refcount, "
             "orphaned_at = NULL RETURNING id, sha256"
         )
-        with connection.cursor() as cursor:
+        with raw_cursor() as cursor:
             cursor.execute(statement, params)
             for content_id, sha in cursor.fetchall():
                 ids[sha] = content_id
@@ -149,7 +150,7 @@ def owned_mailbox(account_id: int, mailbox_id: int, *, lock: bool) -> tuple | No
         f"SELECT {', '.join(MAILBOX_COLUMNS)} FROM {_t(Mailbox)} "  # noqa: S608
         "WHERE id = %s AND account_id = %s" + (_for_update() if lock else "")
     )
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(statement, [mailbox_id, account_id])
         return cursor.fetchone()
 
@@ -160,13 +161,13 @@ def lock_owned_mailbox(account_id: int, mailbox_id: int) -> tuple[int, int, int]
         f"SELECT highestmodseq, uidnext, recent_uid FROM {_t(Mailbox)} "  # noqa: S608
         "WHERE id = %s AND account_id = %s" + _for_update()
     )
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(statement, [mailbox_id, account_id])
         return cursor.fetchone()
 
 
 def set_recent_uid(mailbox_id: int, value: int) -> None:
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(
             f"UPDATE {_t(Mailbox)} SET recent_uid = %s WHERE id = %s", [value, mailbox_id]
         )
@@ -178,7 +179,7 @@ def allocate_uids(mailbox_id: int, count: int) -> tuple[int, int]:
         f"UPDATE {_t(Mailbox)} SET uidnext = uidnext + %s, highestmodseq = highestmodseq + 1 "
         "WHERE id = %s RETURNING uidnext, highestmodseq"
     )
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(statement, [count, mailbox_id])
         uidnext, modseq = cursor.fetchone()
     return uidnext, modseq
@@ -190,7 +191,7 @@ def reserve_usage(account_id: int, amount: int) -> bool:
         f"UPDATE {_t(Account)} SET used_bytes = used_bytes + %s "
         "WHERE id = %s AND (quota_bytes = 0 OR used_bytes <= quota_bytes - %s)"
     )
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(statement, [amount, account_id, amount])
         return cursor.rowcount > 0
 
@@ -201,7 +202,7 @@ def sub_usage(account_id: int, amount: int) -> None:
         f"UPDATE {_t(Account)} SET used_bytes = "
         "CASE WHEN used_bytes > %s THEN used_bytes - %s ELSE 0 END WHERE id = %s"
     )
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(statement, [amount, amount, account_id])
 
 
@@ -213,7 +214,7 @@ def release_contents(counts: dict[int, int], now: datetime) -> None:
         by_count.setdefault(n, []).append(content_id)
     when = Content._meta.get_field("orphaned_at").get_db_prep_save(now, connection)
     table = _t(Content)
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         for n, ids in by_count.items():
             for chunk in _chunks(sorted(ids)):
                 cursor.execute(
@@ -237,7 +238,7 @@ def exact_uid_conditions(uids: list[int]) -> list[tuple[str, list[int]]]:
 def flag_rows(mailbox_id: int, uids: list[int]) -> list[tuple[int, int, int, int, str]]:
     """(id, uid, modseq, flags, keywords) of `uids` (ascending, distinct), in UID order."""
     out: list = []
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         for condition, params in exact_uid_conditions(uids):
             cursor.execute(
                 f"SELECT id, uid, modseq, flags, keywords FROM {_t(Message)} "  # noqa: S608
@@ -254,7 +255,7 @@ def bump_modseq(mailbox_id: int) -> int:
         f"UPDATE {_t(Mailbox)} SET highestmodseq = highestmodseq + 1 "
         "WHERE id = %s RETURNING highestmodseq"
     )
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(statement, [mailbox_id])
         return cursor.fetchone()[0]
 
@@ -263,7 +264,7 @@ def set_message_flags(updates: dict[tuple[int, str], list[int]], modseq: int) ->
     """Give the rows of each id list its (flags, keywords) and `modseq`: one UPDATE per
     distinct flag set."""
     table = _t(Message)
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         for (bits, keywords), ids in updates.items():
             for chunk in _chunks(ids):
                 cursor.execute(
@@ -282,7 +283,7 @@ def delete_messages(
     extra = "" if deleted_bit is None else " AND (flags & %s) <> 0"
     conditions = [("1 = 1", [])] if uids is None else exact_uid_conditions(uids)
     out: list = []
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         for condition, params in conditions:
             args = [mailbox_id, *params]
             if deleted_bit is not None:
@@ -301,7 +302,7 @@ def record_expunged(mailbox_id: int, uids: list[int]) -> int:
     """Give the mailbox a new MODSEQ and leave a tombstone per UID with it; return it."""
     modseq = bump_modseq(mailbox_id)
     table = _t(ExpungedMessage)
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         for chunk in _chunks(uids, 300):
             cursor.execute(
                 f"INSERT INTO {table} (mailbox_id, uid, modseq) VALUES "  # noqa: S608
@@ -326,7 +327,7 @@ def changes_since(account_id: int, mailbox_id: int, modseq: int):
     box = None
     changed: list = []
     expunged: list[int] = []
-    with connection.cursor() as cursor:
+    with raw_cursor() as cursor:
         cursor.execute(statement, [mailbox_id, account_id, mailbox_id, modseq, mailbox_id, modseq])
         for kind, a, b, c, d in cursor.fetchall():
             if kind == 1:
