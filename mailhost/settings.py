@@ -38,6 +38,8 @@ BUZON_DB_INLINE = env_str("BUZON_DB_INLINE", "auto")
 # The store's hot statements prepared on PostgreSQL (mailhost/store/cursors.py); off behind a
 # pooler that cannot keep prepared statements (PgBouncer in transaction mode before 1.21).
 BUZON_DB_PREPARE = env_bool("BUZON_DB_PREPARE", True)
+# What FETCH read of messages that never changes, kept per process (store/fetchcache.py).
+BUZON_IMAP_FETCH_CACHE_MB = env_int("BUZON_IMAP_FETCH_CACHE_MB", 32)
 BUZON_EVENT_LOOP = env_str("BUZON_EVENT_LOOP", "uvloop")  # uvloop | asyncio
 # Without REDIS_URL: mailbox events between processes of this machine over Unix sockets.
 BUZON_LOCAL_EVENTS = env_bool("BUZON_LOCAL_EVENTS", True)

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 from array import array
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..models import Mailbox, Message
+from . import fetchcache
 from . import flags as flagbits
 from .cursors import cursor as raw_cursor
 from .errors import MailboxNotFound
@@ -178,11 +179,77 @@ FETCH_COLUMNS = frozenset({"internaldate", "envelope", "body", "bodystructure", 
 
 
 def fetch_rows(
-    account_id: int, mailbox_id: int, uids: Sequence[int], *, want: frozenset[str]
+    account_id: int,
+    mailbox_id: int,
+    uids: Sequence[int],
+    *,
+    want: frozenset[str],
+    flags: Mapping[int, tuple[tuple[str, ...], int]] | None = None,
 ) -> list[FetchRow]:
-    """Rows for FETCH: the message row always, plus what `want` (FETCH_COLUMNS) names;
-    only those columns are read, so `FETCH (FLAGS BODY.PEEK[HEADER.FIELDS ...])` costs
-    neither the structures nor a file."""
+    """Rows for FETCH, in `uids` order: the message row always, plus what `want`
+    (FETCH_COLUMNS) names; only those columns are read, so `FETCH (FLAGS
+    BODY.PEEK[HEADER.FIELDS ...])` costs neither the structures nor a file.
+
+    `flags` (uid -> (flags, modseq)), when the caller knows them to be current (the
+    session's flags cache), lets messages whose other columns are in `fetchcache` be
+    answered without a query; the rest are read and cached."""
+    if flags is None:
+        return _read_rows(account_id, mailbox_id, uids, want)
+    rows: dict[int, FetchRow] = {}
+    missing = []
+    for uid in uids:
+        row = _cached_row(account_id, mailbox_id, uid, want, flags)
+        if row is None:
+            missing.append(uid)
+        else:
+            rows[uid] = row
+    if not missing:
+        return list(rows.values())
+    for row in _read_rows(account_id, mailbox_id, missing, want):
+        rows[row.uid] = row
+    return [rows[uid] for uid in uids if uid in rows]
+
+
+def _cached_row(
+    account_id: int, mailbox_id: int, uid: int, want: frozenset[str], flags: Mapping
+) -> FetchRow | None:
+    from . import blobs
+
+    known = flags.get(uid)
+    entry = fetchcache.get((account_id, mailbox_id, uid))
+    if known is None or entry is None:
+        return None
+    more = {}
+    for name in want:
+        if name == "header" and "raw" in want:
+            continue  # sections are cut from the whole message then
+        if name == "raw":
+            parts = entry.get("parts")
+            if parts is None:
+                return None
+            try:
+                more["raw"] = blobs.read(entry["sha256"])
+            except FileNotFoundError:  # expunged and collected: ask the database
+                return None
+            more["parts"] = parts
+        elif name in entry:
+            more[name] = entry[name]
+        else:
+            return None
+    return FetchRow(
+        uid=uid,
+        modseq=known[1],
+        flags=known[0],
+        internaldate=more.pop("internaldate", None),
+        size=entry["size"],
+        sha256=entry["sha256"],
+        **more,
+    )
+
+
+def _read_rows(
+    account_id: int, mailbox_id: int, uids: Sequence[int], want: frozenset[str]
+) -> list[FetchRow]:
     from . import blobs
 
     wanted = set(uids)
@@ -215,14 +282,21 @@ def fetch_rows(
                 if uid not in wanted:
                     continue
                 more = {name: bytes(value) for name, value in zip(extra, row[7:], strict=False)}
+                keep = dict(more, sha256=row[6], size=row[5])
+                if row[4] is not None:
+                    keep["internaldate"] = row[4]
+                parts_size = 0
                 if raw:
-                    more["parts"] = json.loads(row[-1])
+                    more["parts"] = keep["parts"] = json.loads(row[-1])
+                    parts_size = len(row[-1])
                     more["raw"] = blobs.read(row[6])
                 elif header:
                     block, end = row[-2], row[-1]
-                    more["header"] = (
-                        bytes(block) if block is not None else blobs.read(row[6], 0, end)
-                    )
+                    if block is not None:
+                        more["header"] = keep["header"] = bytes(block)
+                    else:  # longer than the column keeps: from the file, and not cached
+                        more["header"] = blobs.read(row[6], 0, end)
+                fetchcache.put((account_id, mailbox_id, uid), keep, parts_size)
                 out.append(
                     FetchRow(
                         uid=uid,

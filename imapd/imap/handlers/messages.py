@@ -61,8 +61,15 @@ async def fetch(s: Session, cmd: c.Fetch) -> None:
     recent = sel.recent if not s.rev2 else ()
     serialised: dict[tuple[tuple[str, ...], bool], bytes] = {}
     for i in range(0, len(uids), chunk):
+        part = uids[i : i + chunk]
+        # Flags the view knows to be current let cached messages skip the database
+        # (mailhost/store/fetchcache.py); a copy, as the read may run on a pool thread.
+        known = None
+        if s.in_sync():
+            cache = sel.flags
+            known = {u: cache[u] for u in part if u in cache}
         rows = await run_db_short(
-            imapview.fetch_rows, s.account_id, sel.mailbox_id, uids[i : i + chunk], want=want
+            imapview.fetch_rows, s.account_id, sel.mailbox_id, part, want=want, flags=known
         )
         out = []
         for row in rows:

@@ -1,0 +1,115 @@
+"""FETCH from the in-memory cache of what never changes (mailhost/store/fetchcache.py):
+byte-identical to the database's answer, never stale on flags, bounded in size.
+
+RFC 9051 §6.4.5 (FETCH) and §7.5.2 (the FETCH response); §7.5.1: a message expunged by
+another session may still be fetched until this session is told of the expunge.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from mailhost import store
+from mailhost.store import fetchcache, imapview
+from tests.conftest import corpus_files
+from tests.imapd.rawclient import RawClient
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ITEMS = [
+    b"(UID FLAGS INTERNALDATE RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY)",
+    b"(UID FLAGS BODY.PEEK[HEADER.FIELDS (FROM TO SUBJECT DATE MESSAGE-ID)])",
+    b"(BODY.PEEK[HEADER] BODY.PEEK[HEADER.FIELDS.NOT (RECEIVED)] RFC822.HEADER)",
+    b"(BODY.PEEK[] BODY.PEEK[1] BODY.PEEK[TEXT]<0.100> BODY.PEEK[1.MIME] RFC822.SIZE)",
+    b"(FLAGS ENVELOPE BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[]<10.20>)",
+]
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """How many times FETCH went to the database for rows."""
+    calls = []
+    real = imapview._read_rows
+
+    def counted(*args, **kwargs):
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(imapview, "_read_rows", counted)
+    return calls
+
+
+def test_cached_answers_are_byte_identical(imap_server, alice, reads):
+    files = [p for p in corpus_files() if p.stat().st_size > 0][:40]
+    for path in files:
+        store.append(alice.id, "INBOX", path.read_bytes(), flags=["\\Seen"])
+    client = RawClient(imap_server.port)
+    client.login()
+    client.command(b"s", b"SELECT INBOX")
+    for n, items in enumerate(ITEMS):
+        fetchcache.clear()
+        first = client.command(b"a%d" % n, b"FETCH 1:* " + items)
+        assert reads, items  # the first time from the database
+        reads.clear()
+        again = client.command(b"a%d" % n, b"FETCH 1:* " + items)
+        assert again == first, items
+        assert reads == [], items  # then from the cache and the view's flags
+        fetchcache.clear()  # some cached, some not: still one answer in order
+        client.command(b"b%d" % n, b"FETCH 3:5,9 " + items)
+        reads.clear()
+        assert client.command(b"a%d" % n, b"FETCH 1:* " + items) == first, items
+        assert len(reads) == 1 and 3 not in reads[0] and 1 in reads[0]
+    client.close()
+
+
+def test_flags_changed_elsewhere_are_not_served_stale(imap_server, alice, reads):
+    store.append(alice.id, "INBOX", b"Subject: one\r\n\r\nbody\r\n")
+    a, b = RawClient(imap_server.port), RawClient(imap_server.port)
+    for client in (a, b):
+        client.login()
+        client.command(b"s", b"SELECT INBOX")
+    header = b"FETCH 1 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+    a.command(b"a1", header)
+    b.command(b"b1", b"STORE 1 +FLAGS.SILENT (\\Flagged)")
+    reads.clear()
+    lines = a.command(b"a2", header)
+    assert any(b"\\Flagged" in line and b"Subject: one" in line for line in lines), lines
+    assert reads, "the view was not in sync, so the rows came from the database"
+    a.close()
+    b.close()
+
+
+def test_expunged_message_whose_blob_is_gone(alice, settings):
+    """A cached message whose blob the collector removed is asked of the database, which no
+    longer has it: no response for it, and no error."""
+    settings.BUZON_ORPHAN_GRACE_SECONDS = 0
+    appended = store.append(alice.id, "INBOX", b"Subject: gone\r\n\r\nbody\r\n")
+    box, uid = appended.mailbox_id, appended.uid
+    flags = {uid: ((), 1)}
+    want = frozenset({"raw"})
+    assert imapview.fetch_rows(alice.id, box, [uid], want=want, flags=flags)[0].raw
+    store.set_flags(alice.id, box, [uid], ["\\Deleted"])
+    store.expunge(alice.id, box)
+    store.collect_orphans(grace_seconds=0)
+    assert imapview.fetch_rows(alice.id, box, [uid], want=want, flags=flags) == []
+
+
+def test_cache_keys_include_the_account(alice, carol):
+    """An entry is only ever served to the account whose query filled it."""
+    appended = store.append(alice.id, "INBOX", b"Subject: mine\r\n\r\nbody\r\n")
+    box, uid = appended.mailbox_id, appended.uid
+    want = frozenset({"header"})
+    imapview.fetch_rows(alice.id, box, [uid], want=want, flags={uid: ((), 1)})
+    assert imapview.fetch_rows(carol.id, box, [uid], want=want, flags={uid: ((), 1)}) == []
+
+
+def test_cache_is_bounded(settings):
+    settings.BUZON_IMAP_FETCH_CACHE_MB = 1
+    fetchcache.clear()
+    for i in range(2000):
+        fetchcache.put((1, 1, i), {"sha256": "x" * 64, "size": 1, "header": b"h" * 1000})
+    assert fetchcache._total <= 1024 * 1024
+    assert fetchcache.get((1, 1, 1999)) is not None
+    assert fetchcache.get((1, 1, 0)) is None
+    assert fetchcache._total == sum(fetchcache._sizes.values())
+    fetchcache.clear()
