@@ -188,7 +188,8 @@ def _reset_after_fork() -> None:
     from mailhost import dbpool
     from mailhost.store import events, localbus
 
-    dbpool._pool = dbpool._write_pool = dbpool._writer = None
+    dbpool._pool = dbpool._write_pool = dbpool._writer = dbpool._syncer = None
+    dbpool._loop_writers.clear()
     # Redis echoes are recognised by origin: each worker needs its own.
     events._ORIGIN = f"{os.getpid()}-{id(object())}"
     events._redis_client = None
