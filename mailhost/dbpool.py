@@ -21,9 +21,10 @@ rows fights the event loop for the GIL at every row: with threads, a STORE that 
 ms alone took 50-100 ms under load, at tens of thousands of context switches a second
 (bench/README.md). The loop is blocked for the length of a batch; SQLite's WAL fsync
 then runs on a thread of its own while the loop goes on serving, and the batch is
-acknowledged when it returns (a 20 s load spent 18 % of the loop's time in fsync before). Long reads (`run_db`) still go to the pool. A PostgreSQL server
-on another machine makes every query wait a network round trip, which would stall the
-loop, so then reads and writes stay on the pools. On PostgreSQL a group commit is one
+acknowledged when it returns (a 20 s load spent 18 % of the loop's time in fsync before).
+Long reads (`run_db`) still go to the pool. A PostgreSQL server on another machine makes
+every query wait a network round trip, which would stall the loop, so then reads and
+writes stay on the pools. On PostgreSQL a group commit is one
 transaction too; the write lock (mailhost/store/tx.py) keeps batches of this machine's
 processes from deadlocking on each other's mailbox rows (PostgreSQL would break such a
 deadlock, and the batch would run again call by call).

@@ -43,6 +43,10 @@ class Selected:
     reported_recent: int = 0
     flags: dict[int, tuple[tuple[str, ...], int]] = field(default_factory=dict)
     known_modseqs: set[int] = field(default_factory=set)  # own writes above highestmodseq
+    # Bumped whenever `uids` or `flags` change: what was rendered from them at one version
+    # (the `UID FETCH 1:* (FLAGS)` answer, handlers/messages.py) is good while it holds.
+    version: int = 0
+    rendered: tuple[tuple, bytes] | None = None
 
     @property
     def mailbox_id(self) -> int:
@@ -97,7 +101,9 @@ class Selected:
         if old is None or modseq >= old[1]:
             if len(_FLAGSETS) < 10_000:
                 flags = _FLAGSETS.setdefault(flags, flags)
-            self.flags[uid] = (flags, modseq)
+            if old != (flags, modseq):
+                self.flags[uid] = (flags, modseq)
+                self.version += 1
 
     def cached_flags(self, uids: list[int]) -> list[tuple[int, tuple[str, ...], int]] | None:
         """(uid, flags, modseq) for every one of `uids`, or None if any is not cached."""
@@ -155,6 +161,7 @@ class Selected:
                 self.pending_flags[mf.uid] = mf
         new.sort()
         self.uids.extend(new)
+        self.version += 1
         self.highestmodseq = max(self.highestmodseq, changes.highestmodseq)
         self.uidnext = max(self.uidnext, changes.uidnext)
         self.known_modseqs = {m for m in self.known_modseqs if m > self.highestmodseq}
@@ -180,6 +187,7 @@ class Selected:
             self.flags.pop(uid, None)
         if not gone:
             return lines
+        self.version += 1
         if vanished:
             lines.append(responses.untagged(b"VANISHED", responses.seqset(gone)))
         # Report from the highest down so earlier sequence numbers stay valid while we go.

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 
 
 class _Prepared:
@@ -84,25 +84,27 @@ def cursor() -> Iterator[_Prepared | _Qmark | Any]:
 
     BUZON_DB_PREPARE=false, a database other than SQLite and PostgreSQL, or a connection
     that logs its queries give Django's `connection.cursor()` instead."""
-    vendor = connection.vendor
+    conn = connections[DEFAULT_DB_ALIAS]  # one look-up: each `connection.x` costs one
+    vendor = conn.vendor
     if (
         not settings.BUZON_DB_PREPARE
         or vendor not in ("postgresql", "sqlite")
-        or connection.queries_logged
+        or conn.queries_logged
     ):
-        with connection.cursor() as django_cursor:
+        with conn.cursor() as django_cursor:
             yield django_cursor
         return
-    connection.ensure_connection()
-    connection.validate_no_broken_transaction()
-    with connection.wrap_database_errors:
+    if conn.connection is None:
+        conn.ensure_connection()
+    conn.validate_no_broken_transaction()
+    with conn.wrap_database_errors:
         if vendor == "postgresql":
             import psycopg
 
-            raw = psycopg.Cursor(connection.connection)
+            raw = psycopg.Cursor(conn.connection)
             wrapped: _Prepared | _Qmark = _Prepared(raw)
         else:
-            raw = connection.connection.cursor()
+            raw = conn.connection.cursor()
             wrapped = _Qmark(raw)
         try:
             yield wrapped

@@ -5,6 +5,7 @@ and PostgreSQL; table names come from the models, values are parameters."""
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 
 from django.db import connection
@@ -24,6 +25,7 @@ from .cursors import cursor as raw_cursor
 IN_LIMIT = 900  # values per IN list (SQLite's parameter limit is 999 on old builds)
 
 
+@functools.cache
 def _t(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 

@@ -113,3 +113,38 @@ def test_cache_is_bounded(settings):
     assert fetchcache.get((1, 1, 0)) is None
     assert fetchcache._total == sum(fetchcache._sizes.values())
     fetchcache.clear()
+
+
+def test_repeated_flags_fetch_follows_every_change(imap_server, alice):
+    """The kept `UID FETCH 1:* (FLAGS)` answer (handlers/messages.py) is replaced whenever
+    the view changes: own and other sessions' STOREs, new messages, expunges."""
+    for i in range(3):
+        store.append(alice.id, "INBOX", b"Subject: %d\r\n\r\nbody\r\n" % i)
+    a, b = RawClient(imap_server.port), RawClient(imap_server.port)
+    for client in (a, b):
+        client.login()
+        client.command(b"s", b"SELECT INBOX")
+
+    def flags() -> list[bytes]:
+        lines = a.command(b"f", b"UID FETCH 1:* (FLAGS)")
+        assert lines[-1].startswith(b"f OK")
+        return [line for line in lines[:-1] if b"FETCH (UID" in line]
+
+    first = flags()
+    assert len(first) == 3 and flags() == first
+    a.command(b"a1", b"STORE 1 +FLAGS.SILENT (\\Seen)")
+    assert b"\\Seen" in flags()[0]
+    b.command(b"b1", b"STORE 2 +FLAGS.SILENT (\\Flagged)")
+    a.command(b"n", b"NOOP")
+    assert b"\\Flagged" in flags()[1]
+    store.append(alice.id, "INBOX", b"Subject: new\r\n\r\nbody\r\n")
+    a.command(b"n", b"NOOP")
+    assert len(flags()) == 4
+    b.command(b"b2", b"STORE 3 +FLAGS.SILENT (\\Deleted)")
+    b.command(b"b3", b"EXPUNGE")
+    a.command(b"n", b"NOOP")
+    now = flags()
+    assert len(now) == 3 and b"UID 3 " not in b"".join(now)
+    assert b"* 3 FETCH (UID 4 " in b"".join(now)
+    a.close()
+    b.close()

@@ -17,6 +17,9 @@ from ..session import SHORT_READ_ROWS, Session, handles
 # on SQLite it runs on the event loop, which then sends it before reading the next.
 FETCH_CHUNK = 50
 FETCH_CHUNK_NO_BODY = 500
+# The last `UID FETCH 1:* (FLAGS)` answer a session keeps for a repeat (clients without
+# CONDSTORE poll with it), when it is at most this long (about 800 messages).
+RENDERED_MAX = 32 * 1024
 
 
 @handles(c.Fetch)
@@ -155,6 +158,10 @@ def _fetch_uid_flags(s: Session, uids: list[int]) -> None:
     sel = s.need_selected()
     cache = sel.flags
     recent = sel.recent if not s.rev2 else ()
+    key = (sel.version, len(uids), len(recent), bool(recent))
+    if sel.rendered is not None and sel.rendered[0] == key:
+        s.send(sel.rendered[1])  # nothing changed since the last time: the same answer
+        return
     distinct = {cache[u][0] for u in uids}
     plain = {f: responses.flag_list(f) for f in distinct}
     marked = {f: responses.flag_list((*f, "\\Recent")) for f in distinct} if recent else plain
@@ -163,7 +170,9 @@ def _fetch_uid_flags(s: Session, uids: list[int]) -> None:
         template % (seq, uid, (marked if uid in recent else plain)[cache[uid][0]])
         for seq, uid in enumerate(uids, 1)
     ]
-    s.send(b"".join(out))
+    data = b"".join(out)
+    sel.rendered = (key, data) if len(data) <= RENDERED_MAX else None
+    s.send(data)
 
 
 async def _flag_rows(s: Session, uids: list[int]) -> list[imapview.FlagRow]:
