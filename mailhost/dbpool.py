@@ -235,13 +235,13 @@ def _commit_unsynced(calls: list[Callable[[], Any]]) -> list[tuple[bool, object]
 
     if not _is_sqlite():  # PostgreSQL: its commit waits for its own WAL flush
         return tx.write_batch(calls)
-    with connection.cursor() as cursor:
-        cursor.execute("PRAGMA synchronous=NORMAL")
+    connection.ensure_connection()
+    raw = connection.connection  # sqlite3's own: no Django cursor for two pragmas
+    raw.execute("PRAGMA synchronous=NORMAL")
     try:
         return tx.write_batch(calls)
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"PRAGMA synchronous={settings.BUZON_SQLITE_SYNCHRONOUS}")
+        raw.execute(f"PRAGMA synchronous={settings.BUZON_SQLITE_SYNCHRONOUS}")
 
 
 def _sync_wal() -> None:

@@ -24,17 +24,21 @@ from django.db import connection, transaction
 
 _sqlite_writer = threading.RLock()
 _depth = 0  # nesting of _writer_lock() in the thread holding _sqlite_writer
-_lock_file: tuple[int, str, int] | None = None  # (pid, path, fd): reopened after fork
+# (pid, BUZON_DATA_DIR, fd): reopened after a fork or when the setting is another object
+_lock_file: tuple[int, object, int] | None = None
 
 
 def _lock_fd() -> int:
     """This process's descriptor of the write-lock file (a forked child opens its own, as
     flock locks belong to the open file, which parent and child would otherwise share)."""
     global _lock_file
-    path = str(Path(settings.BUZON_DATA_DIR) / "run" / "write.lock")
-    if _lock_file is None or _lock_file[0] != os.getpid() or _lock_file[1] != path:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        _lock_file = (os.getpid(), path, os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    data_dir = settings.BUZON_DATA_DIR
+    if _lock_file is None or _lock_file[0] != os.getpid() or _lock_file[1] is not data_dir:
+        if _lock_file is not None and _lock_file[0] == os.getpid() and _depth == 0:
+            os.close(_lock_file[2])  # another data dir (tests): not the parent's descriptor
+        path = Path(data_dir) / "run" / "write.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _lock_file = (os.getpid(), data_dir, os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     return _lock_file[2]
 
 
