@@ -706,7 +706,11 @@ def _shift(day: dt.date, days: int) -> dt.date:
 
 def _key_bound(key: Key, recent_from_uid: int | None, leaves: _Leaves) -> object | None:
     """The condition that holds exactly for the messages matching `key`, or None when SQL
-    alone cannot decide (blob keys, and UID sets of more than MAX_SQL_RANGES ranges)."""
+    alone cannot decide (blob keys, and UID sets of more than MAX_SQL_RANGES ranges).
+
+    imapd/imap/flagsearch.py decides the flag, keyword, \\Recent, UID and MODSEQ keys the
+    same way from an IMAP session's cached flags: change both together
+    (tests/imapd/test_flagsearch.py checks that they agree)."""
     name, args = key.name, key.args
     if name in _BLOB_KEYS:
         return None

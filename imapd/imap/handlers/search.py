@@ -3,6 +3,8 @@
 
 The parser's criteria become the store's search tree here: sequence numbers and `$` are
 turned into UID sets (only the session knows them), strings are decoded with the charset.
+A tree of flag, UID and MODSEQ keys is answered from the view's cached flags when they are
+current (flagsearch.py); everything else, and SORT/THREAD's row reads, ask the store.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from mailhost.dbpool import run_db
 from mailhost.store import search as store_search
 
 from .. import commands as c
-from .. import responses
+from .. import flagsearch, responses
 from .. import threading as imap_threading
 from ..errors import Bad, No
 from ..selected import Selected
@@ -68,6 +70,12 @@ async def run_search(s: Session, criteria: object, charset: str | None) -> tuple
     recent_from = min(sel.recent) if sel.recent and not s.rev2 else None
     if recent_from is None and not s.rev2:
         recent_from = sel.uidnext + 1_000_000_000  # nothing is \Recent for us
+    # Flags, UIDs and MODSEQ alone (`UNSEEN`, `NOT DELETED`): the view's cached flags
+    # answer when no event says they are stale, as the store would (flagsearch.py).
+    if s.in_sync():
+        found = flagsearch.search(sel, tree, recent_from_uid=recent_from)
+        if found is not None:
+            return found, bool(state.get("modseq"))
     # SQL-only keys on a small mailbox make a short read (one statement, no blobs): inline
     # on SQLite. The mailbox size is checked first, as is_cheap sorts UID sets.
     cheap = len(sel.uids) <= SHORT_READ_ROWS and store_search.is_cheap(tree)
@@ -104,7 +112,9 @@ async def search(s: Session, cmd: c.Search) -> None:
     numbers = uids if cmd.uid else [sel.seq_of(u) or 0 for u in uids]
     modseq = b""
     if with_modseq and uids:
-        best = await run_db(store_search.max_modseq, s.account_id, sel.mailbox_id, uids)
+        best = flagsearch.max_modseq(sel, uids) if s.in_sync() else None
+        if best is None:
+            best = await run_db(store_search.max_modseq, s.account_id, sel.mailbox_id, uids)
         modseq = b" (MODSEQ %d)" % best
     returns = cmd.returns
     if returns is None and not s.rev2:
