@@ -35,6 +35,7 @@ class Selected:
     highestmodseq: int
     uidnext: int
     recent: set[int] = field(default_factory=set)  # \Recent for this session (rev1 only)
+    claimed: set[int] = field(default_factory=set)  # own APPENDs claimed \Recent, not in uids yet
     pending_expunged: set[int] = field(default_factory=set)
     pending_flags: dict[int, MessageFlags] = field(default_factory=dict)
     own_changes: dict[int, int] = field(default_factory=dict)  # uid -> modseq we reported

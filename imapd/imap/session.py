@@ -24,7 +24,7 @@ from mailhost.dbpool import run_db, run_db_short, run_db_write
 from mailhost.mail import utf7
 from mailhost.store import errors as store_errors
 from mailhost.store import names
-from mailhost.store.values import AccountRef
+from mailhost.store.values import AccountRef, Appended, Changes, MessageFlags
 
 from . import commands as c
 from . import responses
@@ -422,14 +422,46 @@ class Session:
                 return
             new = sel.absorb(changes)
             if new and not self.rev2 and not sel.readonly:
-                # RFC 3501 §2.3.2: \Recent in one session only. Sessions of this process
-                # that learn of the same messages together leave the claim to the first.
-                key = (sel.mailbox_id, sel.info.uidvalidity)
-                if new[-1] >= _claimed.get(key, 0):
-                    _claimed[key] = new[-1] + 1
-                    first = await run_db_write(store.claim_recent, self.account_id, sel.mailbox_id)
-                    sel.recent.update(u for u in new if u >= first)
+                await self.claim_recent(sel, new)
         self.flush_updates(expunge_ok=expunge_ok)
+
+    async def claim_recent(self, sel: Selected, new: list[int]) -> None:
+        r"""RFC 3501 §2.3.2: \Recent in one session only. Sessions of this process that
+        learn of the same messages together leave the claim to the first; messages this
+        session APPENDed were claimed by the APPEND itself (`note_appended`)."""
+        if sel.claimed:
+            own = sel.claimed.intersection(new)
+            sel.recent.update(own)
+            sel.claimed.difference_update(own)
+            new = [u for u in new if u not in own]
+        key = (sel.mailbox_id, sel.info.uidvalidity)
+        if new and new[-1] >= _claimed.get(key, 0):
+            _claimed[key] = new[-1] + 1
+            first = await run_db_write(store.claim_recent, self.account_id, sel.mailbox_id)
+            sel.recent.update(u for u in new if u >= first)
+
+    def note_appended(self, appended: Appended) -> None:
+        """This session APPENDed `appended` to its selected mailbox. With no change by
+        anyone else in between (its MODSEQ is the next after the view's), the view takes it
+        in as it is, and the next update needs no changes_since; else the message comes
+        with the other changes, between commands."""
+        sel = self.selected
+        if sel is None or appended.mailbox_id != sel.mailbox_id:
+            return
+        if appended.recent:
+            key = (sel.mailbox_id, sel.info.uidvalidity)
+            _claimed[key] = max(_claimed.get(key, 0), appended.uid + 1)
+            sel.claimed.add(appended.uid)
+        claim_needed = not self.rev2 and not sel.readonly and not appended.recent
+        if claim_needed or appended.modseq != sel.highestmodseq + 1:
+            return
+        if sel.known_modseqs or (sel.uids and appended.uid <= sel.uids[-1]):
+            return
+        flags = MessageFlags(appended.uid, appended.modseq, appended.flags)
+        new = sel.absorb(Changes(appended.modseq, appended.uid + 1, [flags], []))
+        if appended.recent:
+            sel.recent.update(new)
+            sel.claimed.difference_update(new)
 
     def take_events(self) -> list:
         events = self.events

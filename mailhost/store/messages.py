@@ -204,7 +204,7 @@ def deliver_prepared(account_id: int, folder: str, prep: Prepared) -> tuple[int,
     if alloc is None:
         raise MailboxNotFound("The account has no INBOX")
     _reserve(account_id, len(prep.raw), permanent=None)
-    mailbox_id, _uidvalidity, uid, modseq = alloc
+    mailbox_id, _uidvalidity, uid, modseq, _ = alloc
     content_id = _content_row(prep, 1)
     sql.insert_message(mailbox_id, uid, modseq, 0, "", timezone.now(), len(prep.raw), content_id)
     publish_on_commit(MailboxEvent(account_id, mailbox_id, "added", [uid], modseq))
@@ -239,9 +239,14 @@ def append_prepared(
     flags: Iterable[str] = (),
     internaldate: datetime | None = None,
     if_absent: bool = False,
+    claim_recent: bool = False,
 ) -> Appended | None:
-    """`append` of a message `prepare`d beforehand: the transaction alone, so a batching
-    writer (mailhost.dbpool.run_db_write) does not parse or fsync under the write lock."""
+    r"""`append` of a message `prepare`d beforehand: the transaction alone, so a batching
+    writer (mailhost.dbpool.run_db_write) does not parse or fsync under the write lock.
+
+    `claim_recent`: the caller has the mailbox selected (IMAP4rev1), so it is the first to
+    learn of the message; \Recent is claimed for it in the same statement when no earlier
+    message waits to be claimed (Appended.recent), saving the session a claim_recent."""
     if if_absent:
         with tx.write():
             box = get_mailbox(account_id, mailbox, lock=True)
@@ -252,17 +257,17 @@ def append_prepared(
     # What insert_prepared does, in plain statements: the UID first (it locks the mailbox
     # row; a failed quota check then rolls it back with the rest), quota, content, message.
     with tx.write():
-        alloc = sql.allocate_uid(account_id, normalize_name(mailbox))
+        alloc = sql.allocate_uid(account_id, normalize_name(mailbox), claim_recent=claim_recent)
         if alloc is None:
             raise MailboxNotFound(f"Mailbox {mailbox} does not exist")
-        mailbox_id, uidvalidity, uid, modseq = alloc
+        mailbox_id, uidvalidity, uid, modseq, recent = alloc
         _reserve(account_id, len(prep.raw), permanent=True)
         content_id = _content_row(prep, 1)
         bits, keywords = clean_flags(flags)
         when = internaldate or timezone.now()
         sql.insert_message(mailbox_id, uid, modseq, bits, keywords, when, len(prep.raw), content_id)
         publish_on_commit(MailboxEvent(account_id, mailbox_id, "added", [uid], modseq))
-    return Appended(mailbox_id=mailbox_id, uidvalidity=uidvalidity, uid=uid, modseq=modseq)
+    return Appended(mailbox_id, uidvalidity, uid, modseq, flagbits.join(bits, keywords), recent)
 
 
 @dataclass(frozen=True)

@@ -53,20 +53,29 @@ def lookup_address(address: str) -> tuple[list[str] | None, int | None]:
     return (targets or None), account
 
 
-def allocate_uid(account_id: int, name: str) -> tuple[int, int, int, int] | None:
-    """Take the next UID and a new MODSEQ of a mailbox, locking its row.
+def allocate_uid(
+    account_id: int, name: str, *, claim_recent: bool = False
+) -> tuple[int, int, int, int, bool] | None:
+    r"""Take the next UID and a new MODSEQ of a mailbox, locking its row.
 
-    Returns (mailbox id, uidvalidity, uid, modseq) or None when there is no such mailbox.
+    With `claim_recent`, the new message is also \Recent for the caller when every earlier
+    message has been claimed already (recent_uid was at the new UID: RFC 3501 §2.3.2).
+    Returns (mailbox id, uidvalidity, uid, modseq, claimed) or None when there is no such
+    mailbox. (In SET, every column reads its value from before the UPDATE.)
     """
+    recent = ", recent_uid = CASE WHEN recent_uid = uidnext THEN uidnext + 1 ELSE recent_uid END"
     statement = (
-        f"UPDATE {_t(Mailbox)} SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1 "
-        "WHERE account_id = %s AND name = %s "
-        "RETURNING id, uidvalidity, uidnext - 1, highestmodseq"
+        f"UPDATE {_t(Mailbox)} SET uidnext = uidnext + 1, highestmodseq = highestmodseq + 1"
+        f"{recent if claim_recent else ''} WHERE account_id = %s AND name = %s "
+        "RETURNING id, uidvalidity, uidnext - 1, highestmodseq, recent_uid"
     )
     with raw_cursor() as cursor:
         cursor.execute(statement, [account_id, name])
         row = cursor.fetchone()
-    return tuple(row) if row else None
+    if row is None:
+        return None
+    box, uidvalidity, uid, modseq, recent_uid = row
+    return box, uidvalidity, uid, modseq, claim_recent and recent_uid == uid + 1
 
 
 def insert_message(

@@ -41,6 +41,8 @@ class Appended:
     uidvalidity: int
     uid: int
     modseq: int
+    flags: tuple[str, ...] = ()
+    recent: bool = False  # \Recent claimed for the caller (append_prepared's claim_recent)
 
 
 @dataclass(frozen=True)

@@ -345,6 +345,8 @@ async def append(s: Session, cmd: c.Append) -> tuple[str, str]:
             raise Bad(f"Unknown system flag {f[:40]}")
     # Parse and fsync the blob on the read pool, then only the transaction on the writer.
     prep = await run_db(messages.prepare, cmd.message)
+    sel = s.selected
+    to_selected = sel is not None and sel.info.name == name
     appended = await run_db_write(
         messages.append_prepared,
         s.account_id,
@@ -352,7 +354,9 @@ async def append(s: Session, cmd: c.Append) -> tuple[str, str]:
         prep,
         flags=flags,
         internaldate=cmd.internaldate,
+        claim_recent=to_selected and not s.rev2 and not sel.readonly,
     )
+    s.note_appended(appended)
     return (f"APPENDUID {appended.uidvalidity} {appended.uid}", "APPEND completed")
 
 
