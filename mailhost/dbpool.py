@@ -219,8 +219,11 @@ class _LoopWriter:
         error = done.exception()
         if error is not None and not isinstance(error, OSError):
             error = OSError(f"WAL sync failed: {error!r}")
-        for batch, results, held in pending:
-            _acknowledge(batch, results, held, error)  # type: ignore[arg-type]
+        held = [event for _, _, events in pending for event in events]
+        for batch, results, _ in pending:
+            _acknowledge(batch, results, [], error)  # type: ignore[arg-type]
+        if error is None:
+            _publish(held)  # one Redis round trip for all of them
         if self.unsynced:
             self._start_sync()
 
@@ -263,12 +266,15 @@ def _sync_wal() -> None:
         return
 
 
-def _acknowledge(batch: list, results: list, held: list, error: OSError | None) -> None:
+def _publish(held: list) -> None:
     from mailhost.store import events
 
+    events.publish_many(held)
+
+
+def _acknowledge(batch: list, results: list, held: list, error: OSError | None) -> None:
     if error is None:
-        for event in held:
-            events.publish(event)
+        _publish(held)
     for (_, future), (ok, value) in zip(batch, results, strict=True):
         if future.cancelled():
             continue

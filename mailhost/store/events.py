@@ -109,7 +109,11 @@ def _from_peer(data: dict) -> None:
 def _dispatch_local(event: MailboxEvent) -> None:
     with _lock:
         subs = list(_subscribers.get(event.account_id, ()))
+    here = asyncio.events._get_running_loop()
     for sub in subs:
+        if sub.loop is here:  # published on the subscriber's own loop: no wake-up needed
+            sub._offer(event)
+            continue
         try:
             sub.loop.call_soon_threadsafe(sub._offer, event)
         except RuntimeError:  # that loop is closed
@@ -118,7 +122,16 @@ def _dispatch_local(event: MailboxEvent) -> None:
 
 def publish(event: MailboxEvent) -> None:
     """Send `event` now, to this process and (with Redis) to every other process."""
-    _dispatch_local(event)
+    publish_many([event])
+
+
+def publish_many(events: list[MailboxEvent]) -> None:
+    """Send `events` in order: to this process's subscribers, then to the other processes
+    (with Redis, all of them in one round trip)."""
+    if not events:
+        return
+    for event in events:
+        _dispatch_local(event)
     if settings.REDIS_URL:
         global _redis_client
         try:
@@ -126,13 +139,20 @@ def publish(event: MailboxEvent) -> None:
                 import redis
 
                 _redis_client = redis.Redis.from_url(settings.REDIS_URL)
-            payload = json.dumps({**asdict(event), "origin": _ORIGIN})
-            _redis_client.publish(CHANNEL, payload)
+            payloads = [json.dumps({**asdict(e), "origin": _ORIGIN}) for e in events]
+            if len(payloads) == 1:
+                _redis_client.publish(CHANNEL, payloads[0])
+            else:
+                pipe = _redis_client.pipeline(transaction=False)
+                for payload in payloads:
+                    pipe.publish(CHANNEL, payload)
+                pipe.execute()
         except Exception:  # the bus is best-effort; the rows are the truth
             log.exception("could not publish a mailbox event to Redis")
     elif settings.BUZON_LOCAL_EVENTS:
         try:
-            localbus.publish({**asdict(event), "origin": _ORIGIN})
+            for event in events:
+                localbus.publish({**asdict(event), "origin": _ORIGIN})
         except Exception:
             log.exception("could not publish a mailbox event to the other processes")
 
