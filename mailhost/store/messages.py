@@ -469,11 +469,10 @@ def set_flags(
     keywords = flagbits.decode_keywords(keywords_text)
     wanted = sorted(set(uids))
     with tx.write():
-        locked = sql.lock_owned_mailbox(account_id, mailbox_id)
+        locked = sql.lock_with_flag_rows(account_id, mailbox_id, wanted)
         if locked is None:
             raise _gone()
-        highestmodseq = locked[0]
-        rows = sql.flag_rows(mailbox_id, wanted) if wanted else []
+        highestmodseq, rows = locked
         modified, updates = [], []
         for row_id, uid, modseq, old_bits, old_kw_text in rows:
             if unchanged_since is not None and modseq > unchanged_since:
@@ -492,7 +491,7 @@ def set_flags(
                 updates.append((row_id, uid, new_bits, new_kw))
         changed: list[MessageFlags] = []
         if updates:
-            modseq = highestmodseq = sql.bump_modseq(mailbox_id)
+            modseq = highestmodseq = highestmodseq + 1  # the row is locked: ours to take
             by_value: dict[tuple[int, str], list[int]] = {}
             names: dict[tuple[int, str], tuple[str, ...]] = {}
             for row_id, uid, new_bits, new_kw in updates:
@@ -503,7 +502,7 @@ def set_flags(
                     names[key] = flagbits.join(new_bits, new_kw)
                 ids.append(row_id)
                 changed.append(MessageFlags(uid, modseq, names[key]))
-            sql.set_message_flags(by_value, modseq)
+            sql.set_flags_at(mailbox_id, modseq, by_value)
             publish_on_commit(
                 MailboxEvent(account_id, mailbox_id, "flags", [c.uid for c in changed], modseq)
             )

@@ -260,6 +260,57 @@ def flag_rows(mailbox_id: int, uids: list[int]) -> list[tuple[int, int, int, int
     return out
 
 
+def lock_with_flag_rows(
+    account_id: int, mailbox_id: int, uids: list[int]
+) -> tuple[int, list[tuple[int, int, int, int, str]]] | None:
+    """lock_owned_mailbox and flag_rows together: (highestmodseq, rows), or None when the
+    account has no such mailbox. One statement when the UIDs make one condition (STORE on
+    a message or a range, the usual case): a round trip less on PostgreSQL."""
+    conditions = exact_uid_conditions(uids)
+    if len(conditions) != 1:
+        locked = lock_owned_mailbox(account_id, mailbox_id)
+        return None if locked is None else (locked[0], flag_rows(mailbox_id, uids))
+    condition, params = conditions[0]
+    lock = " FOR UPDATE OF b" if connection.features.has_select_for_update else ""
+    statement = (
+        f"SELECT b.highestmodseq, m.id, m.uid, m.modseq, m.flags, m.keywords "  # noqa: S608
+        f"FROM {_t(Mailbox)} b LEFT JOIN {_t(Message)} m "
+        f"ON m.mailbox_id = b.id AND m.{condition} "
+        f"WHERE b.id = %s AND b.account_id = %s ORDER BY m.uid{lock}"
+    )
+    with raw_cursor() as cursor:
+        cursor.execute(statement, [*params, mailbox_id, account_id])
+        found = cursor.fetchall()
+    if not found:
+        return None
+    return found[0][0], [row[1:] for row in found if row[1] is not None]
+
+
+def set_flags_at(mailbox_id: int, modseq: int, updates: dict[tuple[int, str], list[int]]) -> None:
+    """bump_modseq and set_message_flags for a mailbox whose row this transaction has
+    locked, so its new MODSEQ is known (`modseq`, its highestmodseq + 1). PostgreSQL does
+    the mailbox and the first flag set in one statement (a data-modifying WITH)."""
+    if connection.vendor != "postgresql":
+        bump_modseq(mailbox_id)
+        set_message_flags(updates, modseq)
+        return
+    table = _t(Message)
+    rest = dict(updates)
+    (bits, keywords), ids = rest.popitem()
+    first, more = ids[:IN_LIMIT], ids[IN_LIMIT:]
+    with raw_cursor() as cursor:
+        cursor.execute(
+            f"WITH bump AS (UPDATE {_t(Mailbox)} SET highestmodseq = %s WHERE id = %s) "  # noqa: S608
+            f"UPDATE {table} SET flags = %s, keywords = %s, modseq = %s "
+            f"WHERE id IN ({_marks(len(first))})",
+            [modseq, mailbox_id, bits, keywords, modseq, *first],
+        )
+    if more:
+        rest[(bits, keywords)] = more
+    if rest:
+        set_message_flags(rest, modseq)
+
+
 def bump_modseq(mailbox_id: int) -> int:
     """Give the mailbox a new MODSEQ and return it."""
     statement = (

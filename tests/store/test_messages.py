@@ -4,7 +4,7 @@ import pytest
 
 from mailhost import store
 from mailhost.models import Account, Content, Message
-from mailhost.store import blobs
+from mailhost.store import blobs, imapview
 
 pytestmark = pytest.mark.django_db
 RAW = b"From: Bob <bob@example.org>\r\nSubject: Hello\r\n\r\nHi Alice\r\n"
@@ -140,3 +140,30 @@ def test_pop3_wire_size_is_counted_on_arrival(alice):
     appended = store.append(alice.id, "INBOX", raw)
     [meta] = store.fetch_meta(alice.id, appended.mailbox_id, [appended.uid])
     assert meta.crlf_size == len(raw) + 3
+
+
+def test_set_flags_on_many_scattered_messages_with_mixed_flags(alice):
+    """STORE over more UIDs than one IN list holds, not consecutive, whose rows end up in
+    several flag sets: every row changes once, all at one new MODSEQ (RFC 7162 §3.1.3),
+    whether the rows are read with the mailbox lock in one statement or not."""
+    items = [
+        store.AppendItem(b"Subject: %d\r\n\r\nbody\r\n" % i, flags=("\\Seen",) if i % 3 else ())
+        for i in range(2400)
+    ]
+    store.append_many(alice.id, "INBOX", items)
+    box = store.lookup_mailbox(alice.id, "INBOX")
+    before = box.highestmodseq
+    odd = list(range(1, 2401, 2))  # 1,200 UIDs: two IN lists
+    result = store.set_flags(alice.id, box.id, odd, ["\\Flagged", "work"])
+    assert sorted(c.uid for c in result.changed) == odd
+    assert {c.modseq for c in result.changed} == {before + 1} == {result.highestmodseq}
+    rows = {r.uid: r for r in imapview.flag_rows(alice.id, box.id, list(range(1, 2401)))}
+    for uid in range(1, 2401):
+        seen = "\\Seen" in rows[uid].flags
+        assert seen == bool((uid - 1) % 3), uid
+        assert ("\\Flagged" in rows[uid].flags) == (uid % 2 == 1), uid
+        assert ("work" in rows[uid].flags) == (uid % 2 == 1), uid
+    # A range (one statement with the lock) with nothing to change: no new MODSEQ.
+    again = store.set_flags(alice.id, box.id, [1], ["\\Flagged"])
+    assert again.changed == [] and again.highestmodseq == before + 1
+    assert store.lookup_mailbox(alice.id, "INBOX").highestmodseq == before + 1
