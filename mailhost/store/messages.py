@@ -432,10 +432,20 @@ def expunge(
     """
     wanted = None if uids is None else sorted(set(uids))
     with tx.write():
-        if sql.lock_owned_mailbox(account_id, mailbox_id) is None:
+        locked = sql.lock_owned_mailbox(account_id, mailbox_id)
+        if locked is None:
             raise _gone()
         if wanted == []:
             return []
+        deleted_bit = flagbits.DELETED if only_deleted else None
+        modseq = locked[0] + 1  # the row is locked: ours to take
+        now = timezone.now()
+        expunged = sql.expunge_in_one(account_id, mailbox_id, wanted, deleted_bit, modseq, now)
+        if expunged is not None:  # PostgreSQL: one statement did it all
+            if expunged:
+                event = MailboxEvent(account_id, mailbox_id, "expunged", expunged, modseq)
+                publish_on_commit(event)
+            return expunged
         rows = sql.delete_messages(  # (uid, content_id, size) in UID order
             mailbox_id, wanted, flagbits.DELETED if only_deleted else None
         )

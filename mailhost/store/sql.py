@@ -360,6 +360,46 @@ def delete_messages(
     return out
 
 
+def expunge_in_one(
+    account_id: int,
+    mailbox_id: int,
+    uids: list[int] | None,
+    deleted_bit: int | None,
+    modseq: int,
+    now: datetime,
+) -> list[int] | None:
+    """PostgreSQL: what delete_messages, release_contents, sub_usage and record_expunged do
+    together, in one statement (data-modifying WITHs all see the rows DELETE returns), for
+    a mailbox whose row this transaction has locked, so `modseq` (its highestmodseq + 1) is
+    known. Returns the expunged UIDs ascending, or None when this does not apply (another
+    database, or UIDs that make more than one condition): then take the long way."""
+    conditions = [("1 = 1", [])] if uids is None else exact_uid_conditions(uids)
+    if connection.vendor != "postgresql" or len(conditions) != 1:
+        return None
+    condition, params = conditions[0]
+    extra, bit = ("", []) if deleted_bit is None else (" AND (flags & %s) <> 0", [deleted_bit])
+    when = Content._meta.get_field("orphaned_at").get_db_prep_save(now, connection)
+    statement = (
+        f"WITH gone AS (DELETE FROM {_t(Message)} WHERE mailbox_id = %s AND {condition}{extra} "  # noqa: S608
+        "RETURNING uid, content_id, size), "
+        f"refs AS (UPDATE {_t(Content)} c SET refcount = c.refcount - g.n, "
+        "orphaned_at = CASE WHEN c.refcount - g.n <= 0 THEN %s ELSE c.orphaned_at END "
+        "FROM (SELECT content_id, count(*) AS n FROM gone GROUP BY content_id) g "
+        "WHERE c.id = g.content_id), "
+        f"used AS (UPDATE {_t(Account)} SET used_bytes = GREATEST(used_bytes - "
+        "(SELECT sum(size) FROM gone), 0) WHERE id = %s AND EXISTS (SELECT 1 FROM gone)), "
+        f"bump AS (UPDATE {_t(Mailbox)} SET highestmodseq = %s "
+        "WHERE id = %s AND EXISTS (SELECT 1 FROM gone)), "
+        f"tomb AS (INSERT INTO {_t(ExpungedMessage)} (mailbox_id, uid, modseq) "
+        "SELECT %s, uid, %s FROM gone) "
+        "SELECT uid FROM gone ORDER BY uid"
+    )
+    args = [mailbox_id, *params, *bit, when, account_id, modseq, mailbox_id, mailbox_id, modseq]
+    with raw_cursor() as cursor:
+        cursor.execute(statement, args)
+        return [row[0] for row in cursor.fetchall()]
+
+
 def record_expunged(mailbox_id: int, uids: list[int]) -> int:
     """Give the mailbox a new MODSEQ and leave a tombstone per UID with it; return it."""
     modseq = bump_modseq(mailbox_id)

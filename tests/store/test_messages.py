@@ -3,7 +3,7 @@
 import pytest
 
 from mailhost import store
-from mailhost.models import Account, Content, Message
+from mailhost.models import Account, Content, ExpungedMessage, Message
 from mailhost.store import blobs, imapview
 
 pytestmark = pytest.mark.django_db
@@ -167,3 +167,50 @@ def test_set_flags_on_many_scattered_messages_with_mixed_flags(alice):
     again = store.set_flags(alice.id, box.id, [1], ["\\Flagged"])
     assert again.changed == [] and again.highestmodseq == before + 1
     assert store.lookup_mailbox(alice.id, "INBOX").highestmodseq == before + 1
+
+
+def test_expunge_in_one_statement_leaves_what_the_long_way_leaves(alice, carol, monkeypatch):
+    """On PostgreSQL EXPUNGE is one statement (sql.expunge_in_one); it must leave the rows
+    the step-by-step way leaves: tombstones at one new MODSEQ (RFC 7162 §3.2.10), usage
+    down, references released (a blob at zero waits for the collector), other rows alone."""
+    from mailhost.store import sql
+
+    def run(account, *, long_way: bool):
+        if long_way:
+            monkeypatch.setattr(sql, "expunge_in_one", lambda *a, **k: None)
+        mine = account.address.encode()
+        twice = b"Subject: twice\r\n\r\n%s\r\n" % mine  # one blob, two messages
+        bodies = [twice, twice] + [b"Subject: %d\r\n\r\n%s\r\n" % (i, mine) for i in range(4)]
+        for raw in bodies:
+            store.append(account.id, "INBOX", raw)
+        box = store.lookup_mailbox(account.id, "INBOX")
+        store.set_flags(account.id, box.id, [1, 3, 4], ["\\Deleted"])
+        box = store.lookup_mailbox(account.id, "INBOX")
+        gone = store.expunge(account.id, box.id)
+        after = store.lookup_mailbox(account.id, "INBOX")
+        tombs = sorted(
+            ExpungedMessage.objects.filter(mailbox_id=box.id).values_list("uid", "modseq")
+        )
+        contents = {
+            c.id: (c.refcount, c.orphaned_at is not None)
+            for c in Content.objects.filter(sha256__in=[blobs.digest(b) for b in bodies])
+        }
+        monkeypatch.undo()
+        return {
+            "gone": gone,
+            "modseq step": after.highestmodseq - box.highestmodseq,
+            "tombs": [(uid, m - after.highestmodseq) for uid, m in tombs],
+            "usage": Account.objects.get(id=account.id).used_bytes,
+            "expected usage": sum(len(b) for b in bodies) - sum(len(bodies[u - 1]) for u in gone),
+            "contents": sorted(contents.values()),
+            "left": list(Message.objects.filter(mailbox_id=box.id).values_list("uid", flat=True)),
+        }
+
+    quick = run(alice, long_way=False)
+    slow = run(carol, long_way=True)
+    assert quick == slow
+    assert quick["gone"] == [1, 3, 4] and quick["left"] == [2, 5, 6]
+    assert quick["modseq step"] == 1 and quick["tombs"] == [(1, 0), (3, 0), (4, 0)]
+    assert quick["usage"] == quick["expected usage"]
+    # the twice-stored blob keeps one reference; the two expunged singles are orphans
+    assert quick["contents"] == [(0, True), (0, True), (1, False), (1, False), (1, False)]
