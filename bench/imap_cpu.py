@@ -36,6 +36,7 @@ COMMANDS = [
     ("UID SEARCH UNSEEN", b"t UID SEARCH UNSEEN"),
     ("UID SEARCH SUBJECT", b"t UID SEARCH SUBJECT message"),
     ("SELECT INBOX", b"t SELECT INBOX"),
+    ("APPEND (\\Deleted) + EXPUNGE", "append"),
 ]
 
 
@@ -110,18 +111,27 @@ async def measure(count: int) -> list[list]:
     rows = []
     for name, command in COMMANDS:
 
-        def data(i: int, command=command) -> bytes:
+        def data(i: int, command=command) -> list[bytes]:
             if command is None:  # alternate, so every STORE changes a flag
-                return b"t STORE %d %sFLAGS (\\Seen)\r\n" % (i % 200 + 1, b"+-"[i % 2 : i % 2 + 1])
-            return command + b"\r\n"
+                sign = b"+-"[i % 2 : i % 2 + 1]
+                return [b"t STORE %d %sFLAGS (\\Seen)\r\n" % (i % 200 + 1, sign)]
+            if command == "append":  # the mailbox stays at 200 messages
+                raw = message(1000 + i, 4096)
+                return [
+                    b"t APPEND INBOX (\\Deleted) {%d+}\r\n%s\r\n" % (len(raw), raw),
+                    b"t EXPUNGE\r\n",
+                ]
+            return [command + b"\r\n"]
 
         for i in range(50):  # warm the caches, as a running server has them
-            await session.handle(data(i))
-            await session.drain()
+            for one in data(i):
+                await session.handle(one)
+                await session.drain()
         started, db_started, statements = time.process_time(), call_outside_loop(_backend_cpu), 0
         for i in range(count):
-            await session.handle(data(i))
-            await session.drain()
+            for one in data(i):
+                await session.handle(one)
+                await session.drain()
         cpu = (time.process_time() - started) / count * 1e6
         db_cpu = (call_outside_loop(_backend_cpu) - db_started) / count * 1e6
         rows.append([name, cpu, db_cpu, statements / count])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from ..models import (
     Account,
@@ -116,6 +116,7 @@ def upsert_contents(rows: list[tuple[dict, int]]) -> dict[str, int]:
     table = _t(Content)
     cols = [*rows[0][0], "refcount", "orphaned_at"]
     fields = [Content._meta.get_field(name) for name in cols]
+    conn = connections[DEFAULT_DB_ALIAS]  # resolved once, not at each field's use
     quoted = ", ".join(connection.ops.quote_name(c) for c in cols)
     ids: dict[str, int] = {}
     for k in range(0, len(rows), 200):
@@ -123,7 +124,7 @@ def upsert_contents(rows: list[tuple[dict, int]]) -> dict[str, int]:
         params: list = []
         for values, refs in chunk:
             row = {**values, "refcount": refs, "orphaned_at": None}
-            params.extend(f.get_db_prep_save(row[f.name], connection) for f in fields)
+            params.extend(f.get_db_prep_save(row[f.name], conn) for f in fields)
         marks = ", ".join(["(" + ", ".join(["%s"] * len(cols)) + ")"] * len(chunk))
         statement = (
             f"INSERT INTO {table} ({quoted}) VALUES {marks} "
