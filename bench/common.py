@@ -45,6 +45,18 @@ def fresh_account(address: str, password: str = "bench-password"):
     return add_account(address, password)
 
 
+def vacuum_analyze() -> None:
+    """PostgreSQL: VACUUM ANALYZE after loading, as autovacuum would. This machine's
+    PostgreSQL runs with autovacuum off, so without it the dead rows of earlier runs and
+    stale statistics slow every later run (measured: 2,900 -> 1,100 commands/s)."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -36,9 +36,11 @@ from bench.common import (  # noqa: E402
     setup_django,
     stats,
     table,
+    vacuum_analyze,
 )
 
 PASSWORD = "bench-password"
+BIG = "big@bench.test"
 # A literal's announcement ends its line: `{123}` CRLF, then 123 bytes of anything.
 _LITERAL = re.compile(rb"\{(\d{1,20})\}\r\n")
 # Longer than any marker the scans look for (a literal's announcement, CRLF + tag + SP): when
@@ -374,7 +376,7 @@ def populate_big(count: int) -> str:
     from mailhost import store
     from mailhost.models import Account, Content, Mailbox, Message
 
-    address = "big@bench.test"
+    address = BIG
     account = fresh_account(address, PASSWORD)
     distinct = min(count, 1000)
     items = [store.AppendItem(message(i, 2048)) for i in range(distinct)]
@@ -507,7 +509,11 @@ def main() -> None:
     loop = "uvloop" if args.uvloop else "asyncio"
     print(f"database: {db}, client loop: {loop}; populating {args.clients} accounts x "
           f"{args.messages} messages...")  # fmt: skip
+    from mailhost.models import Account
+
+    Account.objects.filter(address=BIG).delete()  # a past run's: each run starts alike
     addresses = populate(args.clients, args.messages)
+    vacuum_analyze()
     proc, port = start_server(env, args.workers)
     sampler = RssSampler(proc.pid)
     sampler.start()
@@ -566,6 +572,7 @@ def main() -> None:
         if not args.skip_big:
             print(f"\npopulating a {args.big:,}-message mailbox...")
             big = populate_big(args.big)
+            vacuum_analyze()
             rows = run_clients(args.uvloop, time_big(port, big))
             print(table(
                 f"{args.big:,}-message mailbox, {db}",
