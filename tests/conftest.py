@@ -86,7 +86,10 @@ def _close_pool_connections() -> None:
 def _clear_cache():
     from django.core.cache import cache
 
+    from mailhost.store import fetchcache
+
     cache.clear()
+    fetchcache.clear()  # keyed by row ids, which a flushed test database may hand out again
     yield
 
 
