@@ -26,48 +26,41 @@ from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 
 
-class _Prepared:
-    """A psycopg cursor whose statements are prepared on the server."""
+class _Wrapped:
+    """The DB-API calls the store uses, passed to the driver's cursor."""
 
     __slots__ = ("cursor",)
 
     def __init__(self, cursor) -> None:
         self.cursor = cursor
+
+    def fetchall(self) -> list[tuple]:
+        return self.cursor.fetchall()
+
+    def fetchone(self) -> tuple | None:
+        return self.cursor.fetchone()
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
+
+class _Prepared(_Wrapped):
+    """A psycopg cursor whose statements are prepared on the server."""
+
+    __slots__ = ()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
         self.cursor.execute(statement, params, prepare=True)
 
-    def fetchall(self) -> list[tuple]:
-        return self.cursor.fetchall()
 
-    def fetchone(self) -> tuple | None:
-        return self.cursor.fetchone()
-
-    @property
-    def rowcount(self) -> int:
-        return self.cursor.rowcount
-
-
-class _Qmark:
+class _Qmark(_Wrapped):
     """A sqlite3 cursor that takes Django's `%s` placeholders."""
 
-    __slots__ = ("cursor",)
-
-    def __init__(self, cursor) -> None:
-        self.cursor = cursor
+    __slots__ = ()
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> None:
         self.cursor.execute(_qmark(statement), params)
-
-    def fetchall(self) -> list[tuple]:
-        return self.cursor.fetchall()
-
-    def fetchone(self) -> tuple | None:
-        return self.cursor.fetchone()
-
-    @property
-    def rowcount(self) -> int:
-        return self.cursor.rowcount
 
 
 _PLACEHOLDER = re.compile(r"(?<!%)%s")
