@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -15,7 +15,7 @@ from django.utils import timezone
 from ..mail.parse import ParsedMessage, parse_message
 from ..models import Account, Content, Mailbox, Message
 from ..models.messages import HEADER_COLUMN_MAX
-from . import blobs, sql, tx
+from . import blobs, fetchcache, sql, tx
 from . import flags as flagbits
 from .errors import AccountNotFound, MailboxNotFound, MessageTooLarge, OverQuota
 from .events import MailboxEvent, publish_on_commit
@@ -267,7 +267,29 @@ def append_prepared(
         when = internaldate or timezone.now()
         sql.insert_message(mailbox_id, uid, modseq, bits, keywords, when, len(prep.raw), content_id)
         publish_on_commit(MailboxEvent(account_id, mailbox_id, "added", [uid], modseq))
+        _remember_on_commit(account_id, mailbox_id, uid, prep, when)
     return Appended(mailbox_id, uidvalidity, uid, modseq, flagbits.join(bits, keywords), recent)
+
+
+def _remember_on_commit(
+    account_id: int, mailbox_id: int, uid: int, prep: Prepared, when: datetime
+) -> None:
+    """Once committed (a rolled-back UID is handed out again), put what FETCH reads of the
+    new message into fetchcache: a client that APPENDs and then lists the folder (a sent
+    message, a saved draft) needs no query for it. The MIME map is left to the first
+    BODY[] (the database hands it back in its own JSON form)."""
+    p = prep.parsed
+    values = {
+        "sha256": prep.sha256,
+        "size": len(prep.raw),
+        "internaldate": when.astimezone(UTC),  # as the database hands it back
+        "envelope": p.envelope,
+        "body": p.body,
+        "bodystructure": p.bodystructure,
+    }
+    if p.header_end <= HEADER_COLUMN_MAX:
+        values["header"] = prep.raw[: p.header_end]
+    transaction.on_commit(lambda: fetchcache.put((account_id, mailbox_id, uid), values))
 
 
 @dataclass(frozen=True)

@@ -148,3 +148,49 @@ def test_repeated_flags_fetch_follows_every_change(imap_server, alice):
     assert b"* 3 FETCH (UID 4 " in b"".join(now)
     a.close()
     b.close()
+
+
+def test_appended_message_is_fetched_without_a_query(imap_server, alice, reads):
+    """An APPEND leaves what FETCH reads of the message in the cache once committed, the
+    same bytes the database gives (INTERNALDATE given with an offset comes back in UTC
+    either way)."""
+    raw = b"From: a@example.test\r\nSubject: draft\r\n\r\nbody\r\n"
+    client = RawClient(imap_server.port)
+    client.login()
+    client.command(b"s", b"SELECT INBOX")
+    lines = client.command(
+        b"a", b'APPEND INBOX (\\Draft) "01-Jan-2020 10:00:00 +0200" {%d+}\r\n%s' % (len(raw), raw)
+    )
+    assert lines[-1].startswith(b"a OK"), lines
+    items = ITEMS[0][:-1] + b" BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+    reads.clear()
+    cached = client.command(b"f", b"FETCH 1 " + items)
+    assert reads == [], "served from what the APPEND left"
+    assert b"08:00:00 +0000" in cached[0]
+    fetchcache.clear()
+    assert client.command(b"f", b"FETCH 1 " + items) == cached
+    assert reads, "the second answer came from the database"
+    client.close()
+
+
+def test_rolled_back_append_leaves_nothing_cached(alice):
+    """A rolled-back APPEND's UID is handed out again: nothing of it may stay cached."""
+    from django.db import transaction
+
+    from mailhost.store import messages
+
+    prep = messages.prepare(b"Subject: never\r\n\r\nbody\r\n")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        appended = messages.append_prepared(alice.id, "INBOX", prep)
+        raise RuntimeError("roll back")
+    assert fetchcache.get((alice.id, appended.mailbox_id, appended.uid)) is None
+    again = store.append(alice.id, "INBOX", b"Subject: other\r\n\r\nbody\r\n")
+    assert again.uid == appended.uid
+    row = imapview.fetch_rows(
+        alice.id,
+        again.mailbox_id,
+        [again.uid],
+        want=frozenset({"header"}),
+        flags={again.uid: ((), 1)},
+    )[0]
+    assert row.header.startswith(b"Subject: other")
