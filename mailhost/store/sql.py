@@ -30,6 +30,11 @@ def _t(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+@functools.cache
+def _quoted(columns: tuple[str, ...]) -> str:
+    return ", ".join(connection.ops.quote_name(c) for c in columns)
+
+
 def lookup_address(address: str) -> tuple[list[str] | None, int | None]:
     """Return (alias targets or None, active account id or None) for `address` in one query."""
     statement = (
@@ -117,7 +122,7 @@ def upsert_contents(rows: list[tuple[dict, int]]) -> dict[str, int]:
     cols = [*rows[0][0], "refcount", "orphaned_at"]
     fields = [Content._meta.get_field(name) for name in cols]
     conn = connections[DEFAULT_DB_ALIAS]  # resolved once, not at each field's use
-    quoted = ", ".join(connection.ops.quote_name(c) for c in cols)
+    quoted = _quoted(tuple(cols))
     ids: dict[str, int] = {}
     for k in range(0, len(rows), 200):
         chunk = rows[k : k + 200]
