@@ -1,6 +1,7 @@
-"""The event loop's group commit (mailhost/dbpool.py _LoopWriter) on SQLite: a write is
+"""The event loop's group commit (mailhost/dbpool.py _LoopWriter). On SQLite a write is
 acknowledged, and its events published, only after the WAL fsync that covers it; the loop
-keeps serving while that fsync runs on its thread."""
+keeps serving while that fsync runs on its thread. On PostgreSQL the COMMIT itself waits
+for the server's WAL flush, so no fsync of ours is involved."""
 
 from __future__ import annotations
 
@@ -18,8 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def slow_sync(monkeypatch):
     """_sync_wal blocks until the test lets it go; counts its calls."""
-    if not dbpool._is_sqlite():
-        pytest.skip("only SQLite's WAL is synced by the group commit")
     gate = threading.Event()
     calls = []
     real = dbpool._sync_wal
@@ -34,8 +33,30 @@ def slow_sync(monkeypatch):
     return gate, calls
 
 
-def test_acknowledged_only_after_the_sync(alice, slow_sync):
-    gate, calls = slow_sync
+def test_a_write_is_acknowledged_once_durable(alice, slow_sync):
+    if dbpool._is_sqlite():
+        _sqlite_acknowledges_after_the_sync(alice, *slow_sync)
+    else:
+        _postgresql_acknowledges_at_commit(alice, *slow_sync)
+
+
+def _postgresql_acknowledges_at_commit(alice, gate, calls) -> None:
+    """PostgreSQL: acknowledged when COMMIT returns; SQLite's WAL fsync is never called."""
+
+    async def main():
+        with events.subscribe(alice.id) as sub:
+            raw = b"Subject: at once\r\n\r\nbody\r\n"
+            appended = await asyncio.wait_for(
+                dbpool.run_db_write(store.append, alice.id, "INBOX", raw), 10
+            )
+            assert appended.uid == 1
+            assert (await sub.get(wait=5)).kind == "added"
+
+    asyncio.run(main())
+    assert calls == []
+
+
+def _sqlite_acknowledges_after_the_sync(alice, gate, calls) -> None:
     box = store.lookup_mailbox(alice.id, "INBOX").id
     raw = b"Subject: durable\r\n\r\nbody\r\n"
 
@@ -69,17 +90,21 @@ def test_acknowledged_only_after_the_sync(alice, slow_sync):
 
 
 def test_a_failed_sync_fails_the_writes(alice, monkeypatch):
-    if not dbpool._is_sqlite():
-        pytest.skip("only SQLite's WAL is synced by the group commit")
+    """SQLite: a write whose fsync failed is not acknowledged (it is committed, but not
+    known to be on disk). PostgreSQL never calls it: the write succeeds."""
 
     def broken() -> None:
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(dbpool, "_sync_wal", broken)
     monkeypatch.setattr(dbpool, "_loop_writers", {})
+    write = dbpool.run_db_write(store.append, alice.id, "INBOX", b"Subject: x\r\n\r\ny\r\n")
 
     async def main():
-        with pytest.raises(OSError):
-            await dbpool.run_db_write(store.append, alice.id, "INBOX", b"Subject: x\r\n\r\ny\r\n")
+        if dbpool._is_sqlite():
+            with pytest.raises(OSError):
+                await write
+        else:
+            assert (await write).uid == 1
 
     asyncio.run(main())
