@@ -23,6 +23,7 @@ from mailhost import store
 from mailhost.store import search as s
 from mailhost.store.search import And, Key, Not, Or, SearchError
 from tests.conftest import corpus_files
+from tests.search_trees import trees_of
 
 pytestmark = pytest.mark.django_db
 
@@ -156,15 +157,7 @@ def keys(box: Box):
 
 
 def trees(box: Box):
-    return st.recursive(
-        keys(box),
-        lambda inner: st.one_of(
-            inner.map(Not),
-            st.builds(Or, inner, inner),
-            st.lists(inner, max_size=4).map(lambda ks: And(tuple(ks))),
-        ),
-        max_leaves=10,
-    )
+    return trees_of(keys(box))
 
 
 @pytest.mark.parametrize("tz", ["UTC", "America/New_York"])

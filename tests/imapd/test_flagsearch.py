@@ -24,6 +24,7 @@ from mailhost.store import imapview
 from mailhost.store import search as store_search
 from mailhost.store.search import And, Key, Not, Or
 from tests.imapd.conftest import connect
+from tests.search_trees import trees_of
 
 FLAGS = ["\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft"]
 # Case variants, LIKE metacharacters, a prefix of another keyword, a keyword with a space.
@@ -123,15 +124,7 @@ def keys(view: View):
 
 
 def trees(view: View):
-    return st.recursive(
-        keys(view),
-        lambda inner: st.one_of(
-            inner.map(Not),
-            st.builds(Or, inner, inner),
-            st.lists(inner, max_size=4).map(lambda ks: And(tuple(ks))),
-        ),
-        max_leaves=10,
-    )
+    return trees_of(keys(view))
 
 
 @pytest.mark.django_db
