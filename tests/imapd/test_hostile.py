@@ -161,3 +161,24 @@ def test_idle_with_garbage_instead_of_done(raw):
     raw.send(b"NOT-DONE\r\n")
     assert raw.until_tagged(b"i")[-1].startswith(b"i BAD")
     assert alive(raw)
+
+
+@pytest.mark.parametrize("login", [False, True])
+def test_idle_client_is_logged_out(imap_server, alice, settings, login):
+    """RFC 9051 §5.4: the autologout timer (at least 30 minutes when authenticated; shorter
+    here) ends a silent session with an untagged BYE, before and after login; a session
+    that keeps talking is not logged out."""
+    settings.BUZON_IMAP_LOGIN_TIMEOUT = 1
+    settings.BUZON_IMAP_TIMEOUT = 1
+    client = RawClient(imap_server.port)
+    if login:
+        client.login()
+        client.command(b"s", b"SELECT INBOX")
+    for i in range(4):  # 1.2 s of commands, none more than 0.3 s apart
+        time.sleep(0.3)
+        assert client.command(b"n%d" % i, b"NOOP")[-1].startswith(b"n%d OK" % i)
+    started = time.monotonic()
+    assert client.line().startswith(b"* BYE Autologout")
+    assert 0.5 < time.monotonic() - started < 5
+    assert client.line() == b""  # and the connection is closed
+    client.close()
