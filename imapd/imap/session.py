@@ -187,6 +187,11 @@ class Session:
         self.events: list = []  # drained from `sub` but not yet reported
         self.out: list[bytes] = []  # response bytes not yet written (see send)
         self.out_size = 0
+        # Autologout (readline, _check_silence): the task waiting for input, if any.
+        self.waiting: asyncio.Task | None = None
+        self.deadline = 0.0
+        self.watchdog: asyncio.TimerHandle | None = None
+        self.timed_out = False
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -291,6 +296,8 @@ class Session:
             self.send(responses.status(None, b"BYE", e.text, e.code))
             await self.drain()
         finally:
+            if self.watchdog is not None:
+                self.watchdog.cancel()
             if self.sub is not None:
                 self.sub.close()
 
@@ -300,15 +307,40 @@ class Session:
         return settings.BUZON_IMAP_TIMEOUT
 
     async def readline(self) -> bytes | None:
+        """The next line from the client; Bye (autologout) after the state's timeout of
+        silence (RFC 9051 §5.4)."""
         from imapd.net import LineTooLong
 
+        loop = asyncio.get_running_loop()
+        self.deadline = loop.time() + self._timeout()
+        if self.watchdog is None:
+            self.watchdog = loop.call_at(self.deadline, self._check_silence)
+        self.waiting = asyncio.current_task()
         try:
-            async with asyncio.timeout(self._timeout()):
-                return await self.conn.readline(settings.BUZON_IMAP_MAX_LINE)
-        except TimeoutError as e:
-            raise Bye("Autologout: idle for too long") from e
+            return await self.conn.readline(settings.BUZON_IMAP_MAX_LINE)
+        except asyncio.CancelledError:
+            if self.timed_out and self.waiting is not None:
+                self.waiting.uncancel()
+                raise Bye("Autologout: idle for too long") from None
+            raise
         except LineTooLong as e:
             raise _LineTooLong() from e
+        finally:
+            self.waiting = None
+
+    def _check_silence(self) -> None:
+        """The autologout timer: one per session, moved on only when it fires (a timeout
+        armed and cancelled around every read cost more than the read's own bookkeeping).
+        It ends the read if the session has waited for input past its deadline."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self.waiting is not None and now >= self.deadline:
+            self.timed_out = True
+            self.watchdog = None
+            self.waiting.cancel()
+            return
+        later = self.deadline if self.deadline > now else now + self._timeout()
+        self.watchdog = loop.call_at(later, self._check_silence)
 
     async def read_command(self) -> bytes | None:
         """Return one command's bytes, b"" after answering a command that was refused while
