@@ -45,7 +45,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -329,6 +329,12 @@ def call_outside_loop(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
     _events._set_running_loop(None)
     started = time.perf_counter()
     try:
+        conn = connections[DEFAULT_DB_ALIAS]
+        if conn.errors_occurred:
+            # The loop thread's connection lives as long as the daemon, and no request
+            # cycle checks it: after a database error, test it and drop it if it is broken
+            # (a restarted PostgreSQL), so the next statement reconnects.
+            conn.close_if_unusable_or_obsolete()
         return fn(*args, **kwargs)
     finally:
         _events._set_running_loop(loop)
