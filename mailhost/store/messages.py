@@ -461,23 +461,18 @@ def expunge(
             return []
         deleted_bit = flagbits.DELETED if only_deleted else None
         modseq = locked[0] + 1  # the row is locked: ours to take
-        now = timezone.now()
-        expunged = sql.expunge_in_one(account_id, mailbox_id, wanted, deleted_bit, modseq, now)
-        if expunged is not None:  # PostgreSQL: one statement did it all
-            if expunged:
-                event = MailboxEvent(account_id, mailbox_id, "expunged", expunged, modseq)
-                publish_on_commit(event)
-            return expunged
-        rows = sql.delete_messages(  # (uid, content_id, size) in UID order
-            mailbox_id, wanted, flagbits.DELETED if only_deleted else None
+        expunged = sql.expunge_in_one(
+            account_id, mailbox_id, wanted, deleted_bit, modseq, timezone.now()
         )
-        if not rows:
-            return []
-        release_contents(r[1] for r in rows)
-        _sub_usage(account_id, sum(r[2] for r in rows))
-        expunged = [r[0] for r in rows]
-        modseq = sql.record_expunged(mailbox_id, expunged)
-        publish_on_commit(MailboxEvent(account_id, mailbox_id, "expunged", expunged, modseq))
+        if expunged is None:  # SQLite, or UIDs in several lists: step by step
+            rows = sql.delete_messages(mailbox_id, wanted, deleted_bit)  # (uid, content, size)
+            expunged = [r[0] for r in rows]
+            if rows:
+                release_contents(r[1] for r in rows)
+                _sub_usage(account_id, sum(r[2] for r in rows))
+                modseq = sql.record_expunged(mailbox_id, expunged)
+        if expunged:
+            publish_on_commit(MailboxEvent(account_id, mailbox_id, "expunged", expunged, modseq))
     return expunged
 
 

@@ -158,7 +158,7 @@ def _fetch_uid_flags(s: Session, uids: list[int]) -> None:
     sel = s.need_selected()
     cache = sel.flags
     recent = sel.recent if not s.rev2 else ()
-    key = (sel.version, len(uids), len(recent), bool(recent))
+    key = (sel.version, len(uids), len(recent))
     if sel.rendered is not None and sel.rendered[0] == key:
         s.send(sel.rendered[1])  # nothing changed since the last time: the same answer
         return
